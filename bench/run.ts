@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { renderSection, type BenchContext, type BenchSection } from './harness.ts';
 
 /** Sections in the order they run; each module's default export measures one area. */
-const SECTIONS = ['ingest', 'recommend', 'quality', 'investigate', 'kafka', 'sls'] as const;
+const SECTIONS = ['ingest', 'cover', 'recommend', 'quality', 'investigate', 'kafka', 'sls'] as const;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);

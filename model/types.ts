@@ -214,3 +214,26 @@ export interface AclProposal {
   settings?: Record<string, unknown>;
   warnings?: string[];
 }
+
+// ---------------------------------------------------------------- ingest
+
+/** What one ingest run did; printed by every source (`--json` prints this object). */
+export interface IngestSummary {
+  source: 'file' | 'kafka' | 'sls';
+  runId: number;
+  /** Raw records read (lines, messages, logs). */
+  read: number;
+  /** Events newly stored. */
+  inserted: number;
+  /** Valid events already in the store (redelivered). */
+  duplicates: number;
+  /** Records rejected into quarantine. */
+  quarantined: number;
+  quarantinedByReason: Partial<Record<RejectionReason, number>>;
+  /** Inputs skipped because a checkpoint says they were fully ingested (files, partitions, shards). */
+  skipped: number;
+  seconds: number;
+  eventsPerSecond: number;
+  /** Human-readable problems with whole inputs (missing path, unreadable file), each naming the input. */
+  errors: string[];
+}
