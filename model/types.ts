@@ -42,6 +42,8 @@ export interface AuditEvent {
   exemptService: boolean;
   /** The call was refused by a network ACL (`AccessKeyId.AccessPolicyDenied` or "denied due to access policy"). */
   aclDenied: boolean;
+  /** The vendor's request ID (stored as `events.request_id`), when the event carries one. */
+  requestId?: string | null;
 }
 
 export type RejectionReason =
