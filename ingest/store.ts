@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { StoreError } from '../model/errors.ts';
+import type { AuditEvent, IngestSummary, RecordLocation, Rejection } from '../model/types.ts';
 
 export const SCHEMA_VERSION = 1;
 
@@ -69,6 +70,71 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 `;
 
 export type Row = Record<string, unknown>;
+
+/** Quarantine keeps at most this much of a rejected record's raw text (`raw_bytes` keeps the full size). */
+export const QUARANTINE_RAW_CAP_CHARS = 64 * 1024;
+
+export type IngestSourceKind = 'file' | 'kafka' | 'sls';
+
+export interface CheckpointWrite {
+  /** e.g. `file:/abs/path`, `kafka:topic:partition`, `sls:project/logstore:shard`. */
+  source: string;
+  /** Where to resume after this batch (opaque to the store). */
+  position: string;
+  /** The input is fully ingested (a file read to its end). */
+  complete?: boolean;
+  /** Identity of the input's content (size+mtime for files), so a changed input is read again. */
+  fingerprint?: string;
+}
+
+export interface Checkpoint {
+  position: string;
+  complete: boolean;
+  fingerprint: string | null;
+}
+
+export interface WriteBatch {
+  runId: number;
+  events: AuditEvent[];
+  rejections: Array<Rejection & RecordLocation>;
+  checkpoints: CheckpointWrite[];
+}
+
+export interface WriteResult {
+  inserted: number;
+  /** Events of the batch already stored, or repeated within the batch. */
+  duplicates: number;
+  quarantined: number;
+}
+
+/** The events columns in table order, with the AuditEvent field each comes from (the JSON batch shape). */
+const EVENT_COLUMNS: Array<[column: string, field: keyof AuditEvent | 'runId', type: string]> = [
+  ['event_id', 'eventId', 'VARCHAR'],
+  ['event_time', 'eventTime', 'VARCHAR'],
+  ['event_name', 'eventName', 'VARCHAR'],
+  ['event_source', 'eventSource', 'VARCHAR'],
+  ['service_name', 'serviceName', 'VARCHAR'],
+  ['event_type', 'eventType', 'VARCHAR'],
+  ['region', 'acsRegion', 'VARCHAR'],
+  ['source_ip', 'sourceIp', 'VARCHAR'],
+  ['source_kind', 'sourceKind', 'VARCHAR'],
+  ['ip_family', 'ipFamily', 'UTINYINT'],
+  ['vpc_id', 'vpcId', 'VARCHAR'],
+  ['user_agent', 'userAgent', 'VARCHAR'],
+  ['error_code', 'errorCode', 'VARCHAR'],
+  ['error_message', 'errorMessage', 'VARCHAR'],
+  ['access_key_id', 'accessKeyId', 'VARCHAR'],
+  ['key_kind', 'keyKind', 'VARCHAR'],
+  ['identity_type', 'identityType', 'VARCHAR'],
+  ['account_id', 'accountId', 'VARCHAR'],
+  ['principal_id', 'principalId', 'VARCHAR'],
+  ['user_name', 'userName', 'VARCHAR'],
+  ['exempt', 'exemptService', 'BOOLEAN'],
+  ['acl_denied', 'aclDenied', 'BOOLEAN'],
+  ['request_id', 'requestId', 'VARCHAR'],
+];
+const EVENT_BATCH_STRUCT = JSON.stringify([Object.fromEntries(EVENT_COLUMNS.map(([, field, type]) => [field, type]))]);
+const EVENT_BATCH_SELECT = EVENT_COLUMNS.map(([column, field]) => (column === 'event_time' ? `CAST(n."${field}" AS TIMESTAMP) AS event_time` : `n."${field}" AS ${column}`)).join(', ');
 
 export interface OpenOptions {
   /** Open without write access (analysis). Several paths are always read-only. */
@@ -171,10 +237,113 @@ export class Store {
     }
   }
 
+  // ---------------------------------------------------------------- writes (ingest)
+
+  /** Starts an ingest run and returns its ID (recorded in `ingest_runs` with status `running`). */
+  async beginRun(sourceKind: IngestSourceKind): Promise<number> {
+    this.assertWritable();
+    const [row] = await this.query<{ id: number }>(`SELECT coalesce(max(run_id), 0) + 1 AS id FROM ingest_runs`);
+    const runId = row!.id;
+    await this.run(`INSERT INTO ingest_runs (run_id, source_kind, started_at, read, inserted, duplicates, quarantined, status)
+      VALUES (?, ?, (now() AT TIME ZONE 'UTC'), 0, 0, 0, 0, 'running')`, [runId, sourceKind]);
+    return runId;
+  }
+
+  /**
+   * Commits one batch in ONE transaction: its new events (deduplicated by event_id against the store and
+   * within the batch: a redelivered event changes nothing), its quarantined records (raw text capped) and
+   * its checkpoints. On failure nothing of the batch is stored.
+   */
+  async writeBatch(batch: WriteBatch): Promise<WriteResult> {
+    this.assertWritable();
+    return this.transaction(async () => {
+      const inserted = await this.insertEventsInTransaction(batch.runId, batch.events);
+      const quarantined = await this.quarantineInTransaction(batch.runId, batch.rejections);
+      for (const cp of batch.checkpoints) await this.putCheckpointInTransaction(cp);
+      return { inserted, duplicates: batch.events.length - inserted, quarantined };
+    });
+  }
+
+  /** Inserts events not stored yet; call inside a transaction. Returns how many were inserted. */
+  async insertEventsInTransaction(runId: number, events: AuditEvent[]): Promise<number> {
+    if (events.length === 0) return 0;
+    const unique = new Map<string, AuditEvent>();
+    for (const e of events) if (!unique.has(e.eventId)) unique.set(e.eventId, e);
+    const rows = [...unique.values()].map((e) => ({ ...e, requestId: e.requestId ?? null }));
+    const reader = await this.connection.runAndReadAll(
+      `INSERT INTO events
+       SELECT ${EVENT_BATCH_SELECT}, ? AS run_id
+       FROM (SELECT unnest(from_json(?::JSON, ${sqlString(EVENT_BATCH_STRUCT)}), recursive := true)) n
+       WHERE NOT EXISTS (SELECT 1 FROM events o WHERE o.event_id = n."eventId")`,
+      [runId, JSON.stringify(rows)] as never,
+    );
+    return Number(reader.getRowsJS()[0]?.[0] ?? 0);
+  }
+
+  /** Stores rejected records with their raw text capped; call inside a transaction. */
+  async quarantineInTransaction(runId: number, rejections: Array<Rejection & RecordLocation>): Promise<number> {
+    if (rejections.length === 0) return 0;
+    const rows = rejections.map((r) => ({
+      source: r.source,
+      location: r.location,
+      reason: r.reason,
+      detail: r.detail,
+      raw: capRaw(r.raw),
+      rawBytes: Buffer.byteLength(r.raw),
+    }));
+    await this.run(
+      `INSERT INTO quarantine (source, location, reason, detail, raw, raw_bytes, run_id)
+       SELECT q.source, q.location, q.reason, q.detail, q.raw, q.rawBytes, ?
+       FROM (SELECT unnest(from_json(?::JSON, '[{"source":"VARCHAR","location":"VARCHAR","reason":"VARCHAR","detail":"VARCHAR","raw":"VARCHAR","rawBytes":"BIGINT"}]'), recursive := true)) q`,
+      [runId, JSON.stringify(rows)],
+    );
+    return rows.length;
+  }
+
+  async putCheckpointInTransaction(cp: CheckpointWrite): Promise<void> {
+    await this.run(
+      `INSERT INTO checkpoints (source, position, complete, fingerprint, updated_at) VALUES (?, ?, ?, ?, (now() AT TIME ZONE 'UTC'))
+       ON CONFLICT (source) DO UPDATE SET position = excluded.position, complete = excluded.complete,
+         fingerprint = excluded.fingerprint, updated_at = excluded.updated_at`,
+      [cp.source, cp.position, cp.complete ?? false, cp.fingerprint ?? null],
+    );
+  }
+
+  /** Where a source resumes, or null when it was never read. */
+  async getCheckpoint(source: string): Promise<Checkpoint | null> {
+    const rows = await this.query<{ position: string; complete: boolean; fingerprint: string | null }>(
+      `SELECT position, complete, fingerprint FROM checkpoints WHERE source = ?`,
+      [source],
+    );
+    return rows[0] ?? null;
+  }
+
+  /** Records the run's counts and outcome. */
+  async finishRun(runId: number, summary: IngestSummary, status: 'ok' | 'partial' | 'failed'): Promise<void> {
+    this.assertWritable();
+    await this.run(
+      `UPDATE ingest_runs SET finished_at = (now() AT TIME ZONE 'UTC'), read = ?, inserted = ?, duplicates = ?, quarantined = ?, status = ? WHERE run_id = ?`,
+      [summary.read, summary.inserted, summary.duplicates, summary.quarantined, status, runId],
+    );
+  }
+
+  private assertWritable(): void {
+    if (this.readOnly) throw new StoreError(`database ${this.paths.join(', ')} is open read-only`, { hint: 'ingest opens one database file read-write' });
+  }
+
   close(): void {
     this.connection.closeSync();
     this.instance.closeSync();
   }
+}
+
+/** Caps raw text for quarantine without splitting a surrogate pair. */
+export function capRaw(raw: string): string {
+  if (raw.length <= QUARANTINE_RAW_CAP_CHARS) return raw;
+  let end = QUARANTINE_RAW_CAP_CHARS;
+  const code = raw.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end -= 1;
+  return raw.slice(0, end);
 }
 
 export function sqlString(s: string): string {
