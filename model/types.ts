@@ -205,6 +205,19 @@ export interface AccountProposal extends AclRules {
   coveredKeys?: string[];
 }
 
+/**
+ * A key analyzed that gets no key-level ACL, and why: it relies on the account-level ACL (`coveredByAccount`),
+ * or it gets no ACL at all (STS key, no governed traffic, every source excluded). Never an empty ACL.
+ */
+export interface KeyWithoutAcl {
+  accessKeyId: string;
+  userName: string | null;
+  coveredByAccount: boolean;
+  reason: string;
+  excluded: Excluded[];
+  warnings: string[];
+}
+
 /** The proposal contract (see shared DESIGN.md): other tools read it. */
 export interface AclProposal {
   version: 1;
@@ -212,6 +225,8 @@ export interface AclProposal {
   window: TimeWindow;
   accountLevel: AccountProposal | null;
   accessKeys: KeyProposal[];
+  /** Keys analyzed that get no key-level ACL (covered by the account level, or no ACL at all), with why. */
+  keysWithoutAcl?: KeyWithoutAcl[];
   /** The knobs the proposal was made with, for reproducibility. */
   settings?: Record<string, unknown>;
   warnings?: string[];
