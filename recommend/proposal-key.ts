@@ -1,0 +1,204 @@
+// One key's sources sorted into what may become ACL material and what is excluded, with the reason.
+import { maskValue, parsePrefix, type Prefix, type ParsedPrefix } from '../model/address.ts';
+import type { Excluded, IpFamily, KeyProfile, SourceUsage, TimeWindow, VpcSourceUsage } from '../model/types.ts';
+import { candidateOf, comparePrefix, type Candidate } from './proposal-rule.ts';
+import { classifySources, compareAddressText, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
+
+const DAY_MS = 86_400_000;
+
+export interface PlanSettings {
+  minDays: number;
+  minCalls: number;
+  include: ParsedPrefix[];
+  window: TimeWindow;
+}
+
+export interface KeyPlan {
+  profile: KeyProfile;
+  /** Admitted public sources. */
+  publicCandidates: Candidate[];
+  /** Admitted VPC sources by VPC ID. */
+  vpcCandidates: Map<string, Candidate[]>;
+  /** Pool blocks this key uses (admitted whole). */
+  pools: PoolGuess[];
+  leaks: SuspiciousSource[];
+  /** Leak addresses that must stay out of every entry (leaks inside a pool the key uses cannot). */
+  forbidden: Array<{ family: IpFamily; value: bigint }>;
+  excluded: Excluded[];
+  warnings: string[];
+  /** Include prefixes that matched at least one of this key's sources (text). */
+  includesUsed: Set<string>;
+  /** Why the key gets no ACL at all, when it does not. */
+  noAclReason: string | null;
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+function inPrefix(p: Prefix, family: IpFamily, value: bigint): boolean {
+  return p.family === family && maskValue(value, family, p.length) === p.base;
+}
+
+/** Exclusions every key gets from its counters: traffic an ACL never governs. */
+function ungovernedExclusions(profile: KeyProfile): Excluded[] {
+  const out: Excluded[] = [];
+  if (profile.stsCalls > 0) {
+    out.push({ source: 'sts', code: 'sts-key', calls: profile.stsCalls, reason: 'temporary STS credentials: never governed by network ACLs' });
+  }
+  if (profile.internalCalls > 0) {
+    out.push({ source: 'internal', code: 'internal-source', calls: profile.internalCalls, reason: 'inter-service calls (source "internal"): not governed by network ACLs; give the service a RAM role instead' });
+  }
+  if (profile.serviceCalls > 0) {
+    out.push({ source: 'service', code: 'service-source', calls: profile.serviceCalls, reason: 'calls made by a cloud service on the key\'s behalf (a service name as source): not ACL material; use a service role' });
+  }
+  if (profile.invalidSourceCalls > 0) {
+    out.push({ source: 'invalid', code: 'invalid-source', calls: profile.invalidSourceCalls, reason: 'the recorded source is not an address (masked, empty or malformed): it cannot become an entry' });
+  }
+  for (const s of profile.exemptOnlySources) {
+    out.push({
+      source: s.ip ?? '(no address)',
+      ...(s.vpcId ? { vpcId: s.vpcId } : {}),
+      code: 'exempt-service-only',
+      calls: s.calls,
+      reason: `seen only on services network ACLs do not govern (${s.services.join(', ') || 'exempt services'}): it needs no entry`,
+    });
+  }
+  return out;
+}
+
+/**
+ * Sorts one key's sources. Order of the tests per public source: possible leak (unless `--include`),
+ * member of a dynamic pool (admitted as the pool block whatever its counts), `--include`, min-calls, min-days
+ * (a source first seen within the last `minDays` days cannot have reached it yet: admitted, with a warning).
+ */
+export function planKey(profile: KeyProfile, settings: PlanSettings, accountProfiles: KeyProfile[]): KeyPlan {
+  const plan: KeyPlan = {
+    profile,
+    publicCandidates: [],
+    vpcCandidates: new Map(),
+    pools: [],
+    leaks: [],
+    forbidden: [],
+    excluded: [],
+    warnings: [],
+    includesUsed: new Set(),
+    noAclReason: null,
+  };
+  if (profile.keyKind !== 'permanent') {
+    plan.excluded.push({ source: profile.accessKeyId, code: 'sts-key', calls: profile.totalCalls, reason: 'a temporary (STS) key: never governed by network ACLs' });
+    plan.noAclReason = 'temporary STS credentials are never governed by network ACLs: no ACL proposed';
+    return plan;
+  }
+  plan.excluded.push(...ungovernedExclusions(profile));
+
+  const { leaks, pools } = classifySources(profile, { window: settings.window, accountProfiles });
+  const windowEnd = Date.parse(settings.window.to);
+  const graceFrom = windowEnd - settings.minDays * DAY_MS;
+  const included = (family: IpFamily, value: bigint): ParsedPrefix | undefined => settings.include.find((p) => inPrefix(p, family, value));
+  const leakByIp = new Map(leaks.map((l) => [l.ip, l]));
+  const usedPools = new Set<PoolGuess>();
+  const recent: string[] = [];
+
+  const admitByCounts = (s: SourceUsage, vpcId?: string): boolean => {
+    const where = vpcId ? { vpcId } : {};
+    if (s.calls < settings.minCalls) {
+      plan.excluded.push({ source: s.ip, ...where, code: 'below-min-calls', calls: s.calls, reason: `${plural(s.calls, 'call')} (minimum ${settings.minCalls}): too little evidence to admit` });
+      return false;
+    }
+    if (s.days < settings.minDays) {
+      if (Date.parse(s.firstSeen) >= graceFrom) {
+        recent.push(vpcId ? `${s.ip} (${vpcId})` : s.ip);
+        return true;
+      }
+      plan.excluded.push({
+        source: s.ip,
+        ...where,
+        code: 'below-min-days',
+        calls: s.calls,
+        reason: `active on ${plural(s.days, 'day')} (minimum ${settings.minDays}), last seen ${s.lastSeen.slice(0, 10)}: looks like a one-off`,
+      });
+      return false;
+    }
+    return true;
+  };
+
+  for (const s of profile.publicSources) {
+    const c = candidateOf(profile.accessKeyId, s);
+    if (!c) {
+      plan.excluded.push({ source: s.ip, code: 'invalid-source', calls: s.calls, reason: 'not a valid address' });
+      continue;
+    }
+    const include = included(c.family, c.value);
+    if (include) plan.includesUsed.add(include.text);
+    const pool = pools.find((p) => inPrefix(p, c.family, c.value));
+    const leak = leakByIp.get(s.ip);
+    if (leak && !include) {
+      plan.leaks.push(leak);
+      if (pool) {
+        plan.warnings.push(`possible leak from ${s.ip} lies inside the dynamic pool ${pool.cidr} this key uses: an ACL cannot tell them apart; investigate and rotate the key if these calls were not yours`);
+      } else {
+        plan.forbidden.push({ family: c.family, value: c.value });
+      }
+      plan.excluded.push({ source: s.ip, code: 'possible-leak', calls: s.calls, reason: `${leak.reason}; admit it only with --include ${s.ip}` });
+      continue;
+    }
+    if (pool) {
+      usedPools.add(pool);
+      plan.publicCandidates.push(c);
+      continue;
+    }
+    if (include || admitByCounts(s)) plan.publicCandidates.push(c);
+  }
+
+  for (const s of profile.vpcSources) {
+    const c = candidateOf(profile.accessKeyId, s);
+    if (!c) {
+      plan.excluded.push({ source: s.ip, vpcId: s.vpcId, code: 'invalid-source', calls: s.calls, reason: 'not a valid address' });
+      continue;
+    }
+    const include = included(c.family, c.value);
+    if (include) plan.includesUsed.add(include.text);
+    if (include || admitByCounts(s, s.vpcId)) {
+      const list = plan.vpcCandidates.get(s.vpcId);
+      if (list) list.push(c);
+      else plan.vpcCandidates.set(s.vpcId, [c]);
+    }
+  }
+
+  plan.pools = [...usedPools].sort((a, b) => comparePrefix(a, b));
+  for (const pool of plan.pools) plan.warnings.push(`dynamic pool: ${pool.reason}`);
+  if (recent.length > 0) {
+    recent.sort(compareAddressText);
+    plan.warnings.push(
+      `${plural(recent.length, 'source')} first seen in the last ${plural(settings.minDays, 'day')} admitted on little evidence (new egress address, or a one-off?): ${recent.slice(0, 10).join(', ')}${recent.length > 10 ? ', …' : ''}`,
+    );
+  }
+  if (plan.leaks.length > 0) {
+    plan.warnings.push(`${plural(plan.leaks.length, 'possible leak source')} excluded: if those calls were not yours, rotate this key now (see excluded)`);
+  }
+  if (profile.deniedCalls > 0) {
+    plan.warnings.push(`${plural(profile.deniedCalls, 'call')} in the window were already refused by an ACL in force (AccessPolicyDenied)`);
+  }
+
+  const governed = profile.publicSources.length + profile.vpcSources.length;
+  const admitted = plan.publicCandidates.length + [...plan.vpcCandidates.values()].reduce((n, l) => n + l.length, 0);
+  if (governed === 0) {
+    plan.noAclReason = 'no governed traffic (public or VPC) in the window: no ACL proposed, since an enabled ACL would deny whatever the key does next';
+  } else if (admitted === 0) {
+    plan.noAclReason = `all ${plural(governed, 'governed source')} were excluded (see excluded): no ACL proposed, since it would deny all of them`;
+  }
+  plan.excluded.sort(compareExcluded);
+  return plan;
+}
+
+export function compareExcluded(a: Excluded, b: Excluded): number {
+  return (
+    (a.vpcId ?? '').localeCompare(b.vpcId ?? '') ||
+    compareAddressText(a.source, b.source) ||
+    a.code.localeCompare(b.code)
+  );
+}
+
+/** Every VPC source of a profile as text, for messages. */
+export function vpcLabel(s: VpcSourceUsage): string {
+  return `${s.ip} (${s.vpcId})`;
+}
