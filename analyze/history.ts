@@ -1,0 +1,153 @@
+// A source's history with one key (first/last seen, calls, days, services, errors), its neighbours (same /24,
+// or /64 for IPv6, with that key), the other keys seen from it, and whether it looks new or like a pool.
+import { maskValue, formatPrefix, parseAddress, type Address } from '../model/address.ts';
+import type { SourceKind, TimeWindow } from '../model/types.ts';
+import { sqlString, type Store } from '../ingest/store.ts';
+import { classifySources, SUSPICION_THRESHOLDS } from '../recommend/suspicion.ts';
+import { loadProfiles } from './profiles.ts';
+
+/** Neighbours are looked for inside these blocks. */
+export const NEIGHBOUR_PREFIX = { 4: 24, 6: 64 } as const;
+const NEIGHBOURS_LISTED = 10;
+const OTHER_KEYS_LISTED = 10;
+const DAY_MS = 86_400_000;
+
+export interface SourceRecord {
+  sourceKind: SourceKind;
+  ip: string;
+  vpcId: string | null;
+  calls: number;
+  days: number;
+  firstSeen: string;
+  lastSeen: string;
+  errorCalls: number;
+  deniedCalls: number;
+}
+
+export interface SourceHistory {
+  window: TimeWindow;
+  key: { accessKeyId: string; seen: boolean; firstSeen: string | null; lastSeen: string | null; calls: number; sources: number };
+  /** This exact source (and VPC) with this key; null when never seen. */
+  source: (SourceRecord & { services: string[]; eventNames: string[]; errorCodes: string[] }) | null;
+  neighbours: { prefix: string; addresses: number; calls: number; sources: SourceRecord[] };
+  /** Other keys seen from this address (a shared NAT or pool), most calls first. */
+  otherKeys: Array<{ accessKeyId: string; calls: number }>;
+  looks: { newSource: boolean; poolLike: boolean; possibleLeak: boolean; reasons: string[] };
+}
+
+export interface HistoryQuery {
+  accessKeyId: string;
+  address: Address;
+  vpcId: string | null;
+  window: TimeWindow;
+}
+
+function inWindow(window: TimeWindow, column = 'event_time'): string {
+  return `${column} >= CAST(${sqlString(window.from)} AS TIMESTAMP) AND ${column} < CAST(${sqlString(window.to)} AS TIMESTAMP)`;
+}
+
+export async function loadSourceHistory(store: Store, query: HistoryQuery): Promise<SourceHistory> {
+  const { accessKeyId, address, vpcId, window } = query;
+  const keyRows = await store.query<Record<string, unknown>>(`
+    SELECT source_kind AS "sourceKind", source_ip AS ip, vpc_id AS "vpcId", count(*) AS calls,
+      count(DISTINCT CAST(event_time AS DATE)) AS days, min(event_time) AS "firstSeen", max(event_time) AS "lastSeen",
+      count(error_code) AS "errorCalls", count_if(acl_denied) AS "deniedCalls"
+    FROM events
+    WHERE access_key_id = ${sqlString(accessKeyId)} AND ${inWindow(window)}
+    GROUP BY ALL`);
+  const records: SourceRecord[] = keyRows.map((r) => ({
+    sourceKind: r.sourceKind as SourceKind,
+    ip: (r.ip as string | null) ?? '',
+    vpcId: (r.vpcId as string | null) ?? null,
+    calls: Number(r.calls),
+    days: Number(r.days),
+    firstSeen: r.firstSeen as string,
+    lastSeen: r.lastSeen as string,
+    errorCalls: Number(r.errorCalls),
+    deniedCalls: Number(r.deniedCalls),
+  }));
+  const key = {
+    accessKeyId,
+    seen: records.length > 0,
+    firstSeen: records.length ? records.reduce((m, r) => (r.firstSeen < m ? r.firstSeen : m), records[0]!.firstSeen) : null,
+    lastSeen: records.length ? records.reduce((m, r) => (r.lastSeen > m ? r.lastSeen : m), records[0]!.lastSeen) : null,
+    calls: records.reduce((s, r) => s + r.calls, 0),
+    sources: records.length,
+  };
+
+  const exact = records.find((r) => r.ip === address.text && r.vpcId === vpcId) ?? null;
+  let source: SourceHistory['source'] = null;
+  if (exact) {
+    const [detail] = await store.query<{ services: string[] | null; eventNames: string[] | null; errorCodes: string[] | null }>(`
+      SELECT list_sort(list(DISTINCT service_name) FILTER (WHERE service_name IS NOT NULL)) AS services,
+        list_slice(list_sort(list(DISTINCT event_name) FILTER (WHERE event_name IS NOT NULL)), 1, 20) AS "eventNames",
+        list_sort(list(DISTINCT error_code) FILTER (WHERE error_code IS NOT NULL)) AS "errorCodes"
+      FROM events
+      WHERE access_key_id = ${sqlString(accessKeyId)} AND source_ip = ${sqlString(address.text)}
+        AND vpc_id IS NOT DISTINCT FROM ${vpcId ? sqlString(vpcId) : 'NULL'} AND ${inWindow(window)}`);
+    source = { ...exact, services: detail?.services ?? [], eventNames: detail?.eventNames ?? [], errorCodes: detail?.errorCodes ?? [] };
+  }
+
+  const length = NEIGHBOUR_PREFIX[address.family];
+  const block = maskValue(address.value, address.family, length);
+  const near = records.filter((r) => {
+    if (r.vpcId !== vpcId || (r.ip === address.text)) return false;
+    const a = parseAddress(r.ip);
+    return a !== null && a.family === address.family && maskValue(a.value, a.family, length) === block;
+  });
+  near.sort((a, b) => b.calls - a.calls || (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+  const neighbours = {
+    prefix: formatPrefix({ family: address.family, base: block, length }),
+    addresses: near.length,
+    calls: near.reduce((s, r) => s + r.calls, 0),
+    sources: near.slice(0, NEIGHBOURS_LISTED),
+  };
+
+  const otherKeys = (await store.query<{ accessKeyId: string; calls: number }>(`
+    SELECT access_key_id AS "accessKeyId", count(*) AS calls FROM events
+    WHERE source_ip = ${sqlString(address.text)} AND access_key_id IS NOT NULL AND access_key_id <> ${sqlString(accessKeyId)}
+      AND key_kind = 'permanent' AND ${inWindow(window)}
+    GROUP BY 1 ORDER BY calls DESC, "accessKeyId" LIMIT ${OTHER_KEYS_LISTED}`)).map((r) => ({ accessKeyId: r.accessKeyId, calls: Number(r.calls) }));
+
+  return { window, key, source, neighbours, otherKeys, looks: await judge(store, query, key, exact, neighbours.addresses) };
+}
+
+async function judge(store: Store, query: HistoryQuery, key: SourceHistory['key'], exact: SourceRecord | null, neighbourAddresses: number): Promise<SourceHistory['looks']> {
+  const reasons: string[] = [];
+  const newAfterMs = SUSPICION_THRESHOLDS.newAfterDays * DAY_MS;
+  let newSource = false;
+  if (!key.seen) reasons.push('the key made no call in the window');
+  else if (!exact) {
+    newSource = true;
+    reasons.push('never seen with this key in the window');
+  } else if (Date.parse(exact.firstSeen) >= Date.parse(key.firstSeen!) + newAfterMs) {
+    newSource = true;
+    reasons.push(`new: first seen ${exact.firstSeen.slice(0, 10)}, the key's first call ${key.firstSeen!.slice(0, 10)}`);
+  }
+  if (exact && exact.calls > 0 && exact.deniedCalls === exact.calls) reasons.push('every call from it was refused: it never worked');
+  else if (exact && exact.deniedCalls > 0) reasons.push(`${exact.calls - exact.deniedCalls} calls from it were allowed before or beside ${exact.deniedCalls} refused: the ACL or the source changed`);
+
+  let poolLike = false;
+  let possibleLeak = false;
+  if (key.seen && query.vpcId === null) {
+    const [profile] = await loadProfiles(store, { window: query.window, keys: [query.accessKeyId] });
+    if (profile) {
+      const { leaks, pools } = classifySources(profile, { window: query.window });
+      const pool = pools.find((p) => p.family === query.address.family && maskValue(query.address.value, p.family, p.length) === p.base);
+      if (pool) {
+        poolLike = true;
+        reasons.push(`inside ${pool.cidr}: ${pool.reason}`);
+      }
+      const leak = leaks.find((l) => l.ip === query.address.text);
+      if (leak) {
+        possibleLeak = true;
+        reasons.push(leak.reason);
+      }
+    }
+  }
+  if (!poolLike && neighbourAddresses >= SUSPICION_THRESHOLDS.poolMinMembers) {
+    poolLike = true;
+    reasons.push(`${neighbourAddresses} other addresses of the same block used this key: the source may be dynamic`);
+  }
+  return { newSource, poolLike, possibleLeak, reasons };
+}
