@@ -63,7 +63,7 @@ export function parseAclText(text: string, options: AclFileOptions = {}): Loaded
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new InvalidInputError(`${source}: not valid JSON (${e instanceof Error ? e.message : String(e)})`, {
+    throw new InvalidInputError(`${source}: (top level): not valid JSON (${e instanceof Error ? e.message : String(e)})`, {
       hint: 'give a proposal JSON (keyfence recommend --format json), an approval record, or AccessKeyPolicy documents',
       context: { file: source, path: '(top level)' },
     });

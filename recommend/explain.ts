@@ -214,8 +214,10 @@ function ruleFixes(rule: CompiledRule, level: 'key' | 'account', vpcId: string |
     });
   });
   widens.sort((a, b) => cmpBig(BigInt(a.extraAddresses), BigInt(b.extraAddresses)) || (a.entry < b.entry ? -1 : a.entry > b.entry ? 1 : 0));
+  // Widening different entries can land on the same block: list each block once.
+  const distinct = widens.filter((w, i) => widens.findIndex((x) => x.entry === w.entry) === i);
   // Adding one address costs no extra space: it leads while the rule has room.
-  return addPossible ? [add, ...widens.slice(0, WIDEN_OPTIONS)] : [...widens.slice(0, WIDEN_OPTIONS), add];
+  return addPossible ? [add, ...distinct.slice(0, WIDEN_OPTIONS)] : [...distinct.slice(0, WIDEN_OPTIONS), add];
 }
 
 /** The longest prefix length holding both the entry and the address (never longer than the entry). */
