@@ -1,0 +1,168 @@
+// `keyfence ingest --kafka …`: reads a topic of ActionTrail events into one database file. Each Kafka batch
+// becomes one store transaction (events, quarantined values, the partition's next offset); the offsets are
+// committed to the consumer group only after that transaction. See docs/kafka.md.
+import { hostname } from 'node:os';
+import { normalizeRecord } from '../../ingest/actiontrail.ts';
+import { Store } from '../../ingest/store.ts';
+import { createKafkaSource, parseBrokerList, SASL_MECHANISMS, type KafkaBatch, type KafkaSource, type KafkaSourceOptions, type SaslMechanism } from '../../ingest/sources/kafka.ts';
+import { UsageError } from '../../model/errors.ts';
+import type { IngestSummary, RecordLocation, Rejection, RejectionReason } from '../../model/types.ts';
+import { Progress, resolveDbPaths } from '../common.ts';
+import { printIngestSummary } from './ingest.ts';
+
+/** The SASL password is read from this environment variable only: never a flag, never printed. */
+export const KAFKA_PASSWORD_ENV = 'KEYFENCE_KAFKA_PASSWORD';
+/** Tuning knobs (documented in docs/kafka.md): fetch size per partition, consumer session timeout. */
+export const KAFKA_FETCH_BYTES_ENV = 'KEYFENCE_KAFKA_FETCH_BYTES';
+export const KAFKA_SESSION_TIMEOUT_ENV = 'KEYFENCE_KAFKA_SESSION_TIMEOUT_MS';
+
+export interface IngestKafkaOptions {
+  kafka?: string;
+  topic?: string;
+  group?: string;
+  untilCaughtUp?: boolean;
+  follow?: boolean;
+  ssl?: boolean;
+  saslMechanism?: string;
+  saslUsername?: string;
+  db?: string[];
+  json?: boolean;
+}
+
+/** The checkpoint key of one partition in the store. */
+export function kafkaCheckpointKey(topic: string, partition: number): string {
+  return `kafka:${topic}:${partition}`;
+}
+
+/** Validates the options into source settings; throws UsageError naming the flag to fix. */
+export function kafkaSourceSettings(opts: IngestKafkaOptions, env: NodeJS.ProcessEnv = process.env): Omit<KafkaSourceOptions, 'storedPositions' | 'log'> {
+  if (!opts.kafka) throw new UsageError('--kafka needs host:port[,host:port…]');
+  const brokers = parseBrokerList(opts.kafka);
+  if (!opts.topic) throw new UsageError('--kafka needs --topic', { hint: 'the topic the ActionTrail events are written to' });
+  if (!opts.group) throw new UsageError('--kafka needs --group', { hint: 'a consumer group ID; keep it the same from run to run (it holds the committed offsets)' });
+  if (opts.untilCaughtUp && opts.follow) throw new UsageError('--until-caught-up and --follow exclude each other');
+  let sasl: KafkaSourceOptions['sasl'];
+  if (opts.saslMechanism !== undefined || opts.saslUsername !== undefined) {
+    const mechanism = opts.saslMechanism?.toLowerCase();
+    if (!mechanism || !(SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
+      throw new UsageError(`--sasl-mechanism must be one of ${SASL_MECHANISMS.join(', ')}`, { hint: '--sasl-username needs --sasl-mechanism' });
+    }
+    if (!opts.saslUsername) throw new UsageError('--sasl-mechanism needs --sasl-username');
+    const password = env[KAFKA_PASSWORD_ENV];
+    if (!password) throw new UsageError(`SASL needs the password in the ${KAFKA_PASSWORD_ENV} environment variable`, { hint: 'it is never taken from a flag' });
+    sasl = { mechanism: mechanism as SaslMechanism, username: opts.saslUsername, password };
+  }
+  return {
+    brokers,
+    topic: opts.topic,
+    groupId: opts.group,
+    ssl: opts.ssl === true,
+    sasl,
+    mode: opts.follow ? 'follow' : 'until-caught-up',
+    maxBytesPerPartition: positiveInt(env, KAFKA_FETCH_BYTES_ENV),
+    sessionTimeoutMs: positiveInt(env, KAFKA_SESSION_TIMEOUT_ENV),
+  };
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name}=${JSON.stringify(text)} is not a positive whole number`);
+  return n;
+}
+
+export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number> {
+  const settings = kafkaSourceSettings(opts);
+  const dbPaths = resolveDbPaths(opts.db);
+  if (dbPaths.length !== 1) {
+    throw new UsageError('ingest writes one database file', { hint: 'to scale out, run one `keyfence ingest` per --db part-N.duckdb in the same --group' });
+  }
+  const { topic } = settings;
+  const started = process.hrtime.bigint();
+  const store = await Store.open(dbPaths[0]!);
+  const summary: IngestSummary = {
+    source: 'kafka',
+    runId: 0,
+    read: 0,
+    inserted: 0,
+    duplicates: 0,
+    quarantined: 0,
+    quarantinedByReason: {},
+    skipped: 0,
+    seconds: 0,
+    eventsPerSecond: 0,
+    errors: [],
+  };
+  const progress = new Progress(`ingest ${topic}`);
+  let source: KafkaSource | null = null;
+  // A signal finishes the batch in hand (committed to the store, then to the group) and ends the run cleanly.
+  const onSignal = (): void => void source?.stop();
+  try {
+    summary.runId = await store.beginRun('kafka');
+    const storedPositions = new Map<number, string>();
+    const prefix = kafkaCheckpointKey(topic, 0).slice(0, -1);
+    for (const row of await store.query<{ source: string; position: string }>(`SELECT source, position FROM checkpoints WHERE starts_with(source, ?)`, [prefix])) {
+      const partition = Number(row.source.slice(prefix.length));
+      if (Number.isInteger(partition) && /^\d+$/.test(row.position)) storedPositions.set(partition, row.position);
+    }
+    // The client ID names the host and process, so the group's description shows who holds which partitions.
+    const clientId = `keyfence-${hostname()}-${process.pid}`;
+    source = createKafkaSource({ ...settings, clientId, storedPositions, log: (m) => process.stderr.write(`keyfence: ${m}\n`) });
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+
+    const writeKafkaBatch = async (batch: KafkaBatch): Promise<void> => {
+      const { events, rejections } = decodeBatch(batch);
+      const written = await store.writeBatch({
+        runId: summary.runId,
+        events,
+        rejections,
+        checkpoints: [{ source: kafkaCheckpointKey(batch.topic, batch.partition), position: batch.nextOffset }],
+      });
+      summary.read += batch.records.length;
+      summary.inserted += written.inserted;
+      summary.duplicates += written.duplicates;
+      summary.quarantined += written.quarantined;
+      for (const r of rejections) summary.quarantinedByReason[r.reason] = (summary.quarantinedByReason[r.reason] ?? 0) + 1;
+      progress.update(summary.read, null, `${summary.read} read, ${summary.inserted} new`);
+    };
+    await source.consume(writeKafkaBatch);
+    progress.done();
+    finishTiming(summary, started);
+    await store.finishRun(summary.runId, summary, summary.quarantined > 0 ? 'partial' : 'ok');
+  } catch (e) {
+    progress.done();
+    finishTiming(summary, started);
+    if (summary.runId > 0) await store.finishRun(summary.runId, summary, 'failed').catch(() => undefined);
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    store.close();
+  }
+  return printIngestSummary(summary, opts.json === true);
+}
+
+/** Normalizes every value of a batch; a bad value is quarantined at `topic/partition/offset`. */
+export function decodeBatch(batch: KafkaBatch): { events: ReturnType<typeof normalizeRecord>['events']; rejections: Array<Rejection & RecordLocation> } {
+  const events: ReturnType<typeof normalizeRecord>['events'] = [];
+  const rejections: Array<Rejection & RecordLocation> = [];
+  const source = `kafka:${batch.topic}`;
+  for (const record of batch.records) {
+    const location = `${batch.topic}/${batch.partition}/${record.offset}`;
+    if (record.value === null || record.value.length === 0) {
+      rejections.push({ reason: 'not-an-object' satisfies RejectionReason, detail: record.value === null ? 'message without a value (tombstone)' : 'empty message', raw: '', source, location });
+      continue;
+    }
+    const result = normalizeRecord(record.value.toString('utf8'));
+    for (const e of result.events) events.push(e);
+    for (const r of result.rejections) rejections.push({ ...r, source, location });
+  }
+  return { events, rejections };
+}
+
+function finishTiming(summary: IngestSummary, started: bigint): void {
+  summary.seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  summary.eventsPerSecond = summary.seconds > 0 ? Math.round(summary.read / summary.seconds) : 0;
+}

@@ -1,0 +1,331 @@
+// The Kafka source: kafkajs stays behind this one file. It hands out batches of raw values with the
+// partition offsets to resume after them, and commits a batch's offsets to the consumer group only after the
+// caller's handler (the store's transaction) has resolved: at-least-once from Kafka, made exact by event IDs.
+//
+// Where a partition resumes: the caller passes the positions its store holds (written in the same DuckDB
+// transaction as the events, so they are the truth about that store). When the store is ahead of the group's
+// committed offset (a crash between the store's commit and Kafka's), records below the store's position are
+// skipped and the partition is moved to it; otherwise the group's committed offset is where reading starts.
+import { Kafka, logLevel, type Consumer, type EachBatchPayload, type LogEntry, type SASLOptions } from 'kafkajs';
+import { SourceError, UsageError } from '../../model/errors.ts';
+
+export const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+
+export interface KafkaSourceOptions {
+  /** `host:port` of each bootstrap broker. */
+  brokers: string[];
+  topic: string;
+  groupId: string;
+  clientId?: string;
+  ssl?: boolean;
+  sasl?: { mechanism: SaslMechanism; username: string; password: string };
+  /**
+   * `until-caught-up`: stop once every partition assigned to this process has reached the high-water mark
+   * seen at start (the nightly batch mode). `follow`: run until `stop()`.
+   */
+  mode: 'until-caught-up' | 'follow';
+  /** Next offset to read per partition, as the caller's store records it (checkpoints). */
+  storedPositions?: ReadonlyMap<number, string>;
+  /** Fetch sizing; large fetches make large batches (one store transaction each). */
+  maxBytes?: number;
+  maxBytesPerPartition?: number;
+  maxWaitTimeMs?: number;
+  sessionTimeoutMs?: number;
+  /** How long to keep retrying an unreachable cluster before giving up. */
+  connectTimeoutMs?: number;
+  /** Receives one line per broker warning or error (stderr in the CLI). */
+  log?: (message: string) => void;
+}
+
+export interface KafkaRecord {
+  offset: string;
+  /** The message value; null for a tombstone. */
+  value: Buffer | null;
+}
+
+export interface KafkaBatch {
+  topic: string;
+  partition: number;
+  records: KafkaRecord[];
+  /** The offset to resume from after this batch (last offset + 1): the checkpoint to store with it. */
+  nextOffset: string;
+}
+
+export interface PartitionProgress {
+  partition: number;
+  /** Next offset this process knows to be stored (by it, or committed by the group), or null if unknown. */
+  position: string | null;
+  /** The high-water mark seen at start. */
+  highWatermark: string;
+}
+
+export interface KafkaConsumeResult {
+  reason: 'caught-up' | 'stopped';
+  /** Partitions assigned to this process at the end, sorted. */
+  assigned: number[];
+  partitions: PartitionProgress[];
+}
+
+export interface KafkaSource {
+  /**
+   * Delivers batches one at a time to `onBatch`; a batch's offsets are committed after `onBatch` resolves.
+   * Resolves when caught up (`until-caught-up`) or after `stop()`; rejects with a SourceError when the cluster
+   * is unreachable, the topic is missing, or `onBatch` throws (nothing of that batch is committed).
+   */
+  consume(onBatch: (batch: KafkaBatch) => Promise<void>): Promise<KafkaConsumeResult>;
+  /** Finishes the batch in hand, commits it, leaves the group. Safe to call more than once or before consume. */
+  stop(): Promise<void>;
+}
+
+const CHECK_INTERVAL_MS = 250;
+
+/** Parses `host:port[,host:port…]`. */
+export function parseBrokerList(text: string): string[] {
+  const brokers = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (brokers.length === 0) throw new UsageError('--kafka needs at least one broker', { hint: 'e.g. --kafka 127.0.0.1:9092,10.0.0.2:9092' });
+  for (const b of brokers) {
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(b);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      throw new UsageError(`broker ${JSON.stringify(b)} is not host:port`, { hint: 'e.g. --kafka kafka-1.internal:9092' });
+    }
+  }
+  return brokers;
+}
+
+export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
+  const { topic, groupId, mode } = options;
+  const log = options.log ?? (() => undefined);
+  const kafka = new Kafka({
+    clientId: options.clientId ?? 'keyfence',
+    brokers: options.brokers,
+    ssl: options.ssl === true,
+    sasl: options.sasl ? toKafkaSasl(options.sasl) : undefined,
+    connectionTimeout: 5_000,
+    authenticationTimeout: 10_000,
+    requestTimeout: 30_000,
+    retry: { retries: retriesFor(options.connectTimeoutMs ?? 30_000), initialRetryTime: 300, maxRetryTime: 5_000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      if (entry.level > logLevel.WARN) return;
+      // Rebalances and a coordinator still starting are announced as errors by kafkajs while being routine.
+      const text = `${entry.log.message} ${String(entry.log.error ?? '')}`;
+      if (/rebalanc|re-joining|not aware of this member|coordinator is not available|coordinator is loading|not the correct coordinator/i.test(text)) return;
+      log(`kafka ${entry.level === logLevel.ERROR ? 'error' : 'warning'}: ${entry.log.message}${entry.log.error ? ` (${String(entry.log.error)})` : ''}`);
+    },
+  });
+
+  // Offsets are int64: compared as bigint, passed as decimal strings.
+  const position = new Map<number, bigint>();
+  const floor = new Map<number, bigint>();
+  for (const [p, o] of options.storedPositions ?? []) {
+    floor.set(p, BigInt(o));
+    position.set(p, BigInt(o));
+  }
+  const advance = (partition: number, next: bigint): void => {
+    if ((position.get(partition) ?? -1n) < next) position.set(partition, next);
+  };
+  let assigned: number[] = [];
+  let joined = false;
+  let consumer: Consumer | null = null;
+  let stopping: Promise<void> | null = null;
+  let finish: ((reason: KafkaConsumeResult['reason']) => void) | null = null;
+  let fail: ((e: unknown) => void) | null = null;
+
+  const stop = async (): Promise<void> => {
+    if (!stopping) {
+      stopping = (async () => {
+        if (consumer) await consumer.disconnect();
+      })();
+    }
+    await stopping;
+    finish?.('stopped');
+  };
+
+  const consume = async (onBatch: (batch: KafkaBatch) => Promise<void>): Promise<KafkaConsumeResult> => {
+    const admin = kafka.admin();
+    let checkTimer: NodeJS.Timeout | null = null;
+    try {
+      await admin.connect().catch((e) => {
+        throw unreachable(options.brokers, e);
+      });
+      const topics = await admin.listTopics().catch((e) => {
+        throw unreachable(options.brokers, e);
+      });
+      if (!topics.includes(topic)) {
+        throw new SourceError(`topic ${JSON.stringify(topic)} does not exist on ${options.brokers.join(',')}`, {
+          hint: 'check --topic (topic names are case-sensitive)',
+          context: { topic },
+        });
+      }
+      const watermarks = new Map<number, { low: bigint; high: bigint }>();
+      for (const o of await admin.fetchTopicOffsets(topic)) watermarks.set(o.partition, { low: BigInt(o.low), high: BigInt(o.high) });
+
+      if (stopping) return result('stopped', watermarks);
+      const c = kafka.consumer({
+        groupId,
+        sessionTimeout: options.sessionTimeoutMs ?? 10_000,
+        heartbeatInterval: Math.max(500, Math.floor((options.sessionTimeoutMs ?? 10_000) / 5)),
+        rebalanceTimeout: 60_000,
+        maxBytes: options.maxBytes ?? 64 * 1024 * 1024,
+        maxBytesPerPartition: options.maxBytesPerPartition ?? 8 * 1024 * 1024,
+        maxWaitTimeInMs: options.maxWaitTimeMs ?? 250,
+        allowAutoTopicCreation: false,
+        // Give up rather than restart forever: the caller reports the failure and the next run resumes.
+        retry: { retries: 5, restartOnFailure: async () => false },
+      });
+      consumer = c;
+
+      const done = new Promise<KafkaConsumeResult['reason']>((resolve, reject) => {
+        finish = resolve;
+        fail = reject;
+      });
+      c.on(c.events.GROUP_JOIN, (e) => {
+        assigned = [...(e.payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b);
+        joined = true;
+      });
+      c.on(c.events.CRASH, (e) => {
+        if (!e.payload.restart) fail?.(new SourceError(`the Kafka consumer stopped: ${e.payload.error.message}`, { cause: e.payload.error, retriable: true, hint: 'run the same command again: it resumes from the stored positions' }));
+      });
+      // Batches made only of transaction markers never reach eachBatch: follow them here so a partition ending in
+      // a marker still counts as caught up.
+      c.on(c.events.END_BATCH_PROCESS, (e) => {
+        if (e.payload.topic === topic && e.payload.batchSize === 0) advance(e.payload.partition, BigInt(e.payload.lastOffset) + 1n);
+      });
+
+      const commit = async (payload: EachBatchPayload, partition: number, next: bigint): Promise<void> => {
+        payload.resolveOffset((next - 1n).toString());
+        advance(partition, next);
+        // The store already holds this batch: a failed commit (a rebalance took the partition) only means the
+        // next owner re-reads it, and event IDs make that harmless.
+        await payload.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
+        await payload.heartbeat();
+      };
+
+      await c.connect().catch((e) => {
+        throw unreachable(options.brokers, e);
+      });
+      await c.subscribe({ topic, fromBeginning: true });
+      await c.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: async (payload: EachBatchPayload) => {
+          const { batch } = payload;
+          if (!payload.isRunning() || payload.isStale()) return;
+          const start = floor.get(batch.partition);
+          const records: KafkaRecord[] = [];
+          for (const m of batch.messages) {
+            if (start !== undefined && BigInt(m.offset) < start) continue;
+            records.push({ offset: m.offset, value: m.value });
+          }
+          const next = BigInt(batch.lastOffset()) + 1n;
+          if (records.length === 0) {
+            // Everything here is already in the store: jump to the store's position instead of re-reading.
+            if (start !== undefined && start > next) c.seek({ topic, partition: batch.partition, offset: start.toString() });
+            else if (start !== undefined) await commit(payload, batch.partition, next);
+            return;
+          }
+          try {
+            await onBatch({ topic, partition: batch.partition, records, nextOffset: next.toString() });
+          } catch (e) {
+            fail?.(e);
+            // Leave the batch unresolved and uncommitted; stop fetching more.
+            payload.pause();
+            return;
+          }
+          await commit(payload, batch.partition, next);
+        },
+      });
+
+      if (mode === 'until-caught-up') {
+        let checking = false;
+        checkTimer = setInterval(() => {
+          if (checking || !joined) return;
+          checking = true;
+          caughtUp(admin, watermarks)
+            .then((yes) => (yes ? finish?.('caught-up') : undefined))
+            .catch(() => undefined)
+            .finally(() => (checking = false));
+        }, CHECK_INTERVAL_MS);
+      }
+      const reason = await done;
+      if (checkTimer) clearInterval(checkTimer);
+      await stop_();
+      return result(reason, watermarks);
+    } catch (e) {
+      await stop_().catch(() => undefined);
+      if (e instanceof SourceError || e instanceof UsageError) throw e;
+      if (e instanceof Error && e.name.startsWith('KafkaJS')) throw unreachable(options.brokers, e);
+      throw e;
+    } finally {
+      if (checkTimer) clearInterval(checkTimer);
+      await admin.disconnect().catch(() => undefined);
+    }
+
+    async function stop_(): Promise<void> {
+      if (!stopping) stopping = consumer ? consumer.disconnect() : Promise.resolve();
+      await stopping;
+    }
+  };
+
+  /** Every assigned partition at or past the high-water mark seen at start (by this process or the group). */
+  const caughtUp = async (admin: ReturnType<Kafka['admin']>, watermarks: Map<number, { low: bigint; high: bigint }>): Promise<boolean> => {
+    const behind = assigned.filter((p) => (position.get(p) ?? -1n) < (watermarks.get(p)?.high ?? 0n));
+    if (behind.length === 0) return true;
+    // A partition handed over by a rebalance may have been finished by its previous owner.
+    const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
+    for (const t of committed) for (const p of t.partitions) advance(p.partition, BigInt(p.offset));
+    // Nothing below the low-water mark can be read any more (retention): it counts as done.
+    for (const p of behind) advance(p, watermarks.get(p)?.low ?? 0n);
+    return assigned.every((p) => (position.get(p) ?? -1n) >= (watermarks.get(p)?.high ?? 0n));
+  };
+
+  const result = (reason: KafkaConsumeResult['reason'], watermarks?: Map<number, { low: bigint; high: bigint }>): KafkaConsumeResult => ({
+    reason,
+    assigned: [...assigned],
+    partitions: [...(watermarks ?? new Map()).entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([partition, w]) => ({ partition, position: position.get(partition)?.toString() ?? null, highWatermark: w.high.toString() })),
+  });
+
+  return { consume, stop };
+}
+
+function toKafkaSasl(sasl: NonNullable<KafkaSourceOptions['sasl']>): SASLOptions {
+  const { username, password } = sasl;
+  switch (sasl.mechanism) {
+    case 'plain':
+      return { mechanism: 'plain', username, password };
+    case 'scram-sha-256':
+      return { mechanism: 'scram-sha-256', username, password };
+    case 'scram-sha-512':
+      return { mechanism: 'scram-sha-512', username, password };
+  }
+}
+
+/** kafkajs retries with exponential backoff from 300 ms capped at 5 s: enough retries to span `ms`. */
+function retriesFor(ms: number): number {
+  let total = 0;
+  let wait = 300;
+  let n = 0;
+  while (total < ms && n < 30) {
+    total += wait;
+    wait = Math.min(wait * 2, 5_000);
+    n += 1;
+  }
+  return n;
+}
+
+function unreachable(brokers: string[], e: unknown): SourceError {
+  const message = e instanceof Error ? e.message : String(e);
+  const auth = /SASL|authenticat/i.test(message);
+  return new SourceError(`cannot read from Kafka at ${brokers.join(',')}: ${message}`, {
+    cause: e,
+    retriable: !auth,
+    hint: auth
+      ? 'check --sasl-mechanism, --sasl-username and the password in KEYFENCE_KAFKA_PASSWORD'
+      : 'check --kafka host:port, that the broker is up and reachable, and --ssl if the listener uses TLS',
+    context: { brokers },
+  });
+}
