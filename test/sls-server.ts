@@ -12,26 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { encodeLogGroupEntry, type SlsLogGroup } from '../ingest/sources/sls-protobuf.ts';
+import { encodeLogGroupEntry } from '../ingest/sources/sls-protobuf.ts';
+import type { RecordedGroup, RecordedLogstore } from '../fixtures/sls/build.ts';
+
+export type { RecordedGroup, RecordedLogstore, RecordedShard } from '../fixtures/sls/build.ts';
 
 // ---------------------------------------------------------------- the recorded logstore
-
-export interface RecordedGroup extends SlsLogGroup {
-  /** When the service received the group (unix seconds): what GetCursor `from=<time>` positions by. */
-  receiveTime: number;
-}
-
-export interface RecordedShard {
-  shardId: number;
-  status: 'readwrite' | 'readonly';
-  groups: RecordedGroup[];
-}
-
-export interface RecordedLogstore {
-  project: string;
-  logstore: string;
-  shards: RecordedShard[];
-}
 
 /** Reads `fixtures/sls/`: `logstore.json` (project, logstore, shards with status) and one `shard-<id>.ndjson` per shard, a log group per line. */
 export function loadRecordedLogstore(dir: string): RecordedLogstore {
@@ -314,7 +300,7 @@ export async function startSlsServer(options: SlsServerOptions): Promise<SlsServ
     const stop = Math.max(cursor, Math.min(cursor + count, end));
     const raw = Buffer.concat(groups.slice(cursor, stop));
     const accept = String(req.headers['accept-encoding'] ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-    let body = raw;
+    let body: Buffer = raw;
     const headers: Record<string, string> = {
       'content-type': 'application/x-protobuf',
       'x-log-cursor': encodeCursor(stop),

@@ -7,7 +7,13 @@ import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import GatewayModule from '@alicloud/gateway-sls';
 
-const Gateway = GatewayModule.default;
+/** The class a CommonJS module exports as `default`, whether the loader hands over `module.exports` (Node) or the default itself (vite). */
+export function cjsDefault<T>(module: { default: T }): T {
+  const inner = (module as { default?: T }).default;
+  return (inner ?? module) as T;
+}
+
+const Gateway = cjsDefault(GatewayModule);
 type InterceptorContext = Parameters<InstanceType<typeof Gateway>['modifyResponse']>[0];
 type AttributeMap = Parameters<InstanceType<typeof Gateway>['modifyResponse']>[1];
 

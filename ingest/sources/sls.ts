@@ -17,12 +17,12 @@ import SlsModule, { GetCursorRequest, GetLogsRequest } from '@alicloud/sls202012
 import { $OpenApiUtil } from '@alicloud/openapi-core';
 import CredentialsModule from '@alicloud/credentials';
 import { SourceError, UsageError } from '../../model/errors.ts';
-import { KeyfenceSlsGateway, SlsServiceError } from './sls-gateway.ts';
+import { cjsDefault, KeyfenceSlsGateway, SlsServiceError } from './sls-gateway.ts';
 import { decodeLogGroupList, type SlsLogGroup } from './sls-protobuf.ts';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './sls-retry.ts';
 
-const SlsClient = SlsModule.default;
-const Credential = CredentialsModule.default;
+const SlsClient = cjsDefault(SlsModule);
+const Credential = cjsDefault(CredentialsModule);
 type SlsClientInstance = InstanceType<typeof SlsClient>;
 type Runtime = Parameters<SlsClientInstance['execute']>[2];
 
