@@ -1,0 +1,194 @@
+// explain, denials, simulate, backtest and drift through real processes on a small real DuckDB file.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Store, sqlString } from '../ingest/store.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const CI = 'LTAIci000001';
+const APP = 'LTAIapp00002';
+let dir: string;
+let db: string;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+function keyfence(...args: string[]): Run {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/keyfence.js'), ...args, '--db', db], { cwd: dir, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  let json: unknown = null;
+  if (args.includes('--json')) json = JSON.parse(r.stdout);
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+function file(name: string, value: unknown): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof value === 'string' ? value : JSON.stringify(value));
+  return path;
+}
+
+/** 20 days of a CI key (two public addresses, one VPC source), an app key, STS traffic, two refused calls, a leak. */
+async function buildStore(): Promise<void> {
+  const store = await Store.open(db);
+  const rows: string[] = [];
+  const add = (time: string, key: string, o: { kind?: string; source?: string; ip: string; vpc?: string; exempt?: boolean; denied?: boolean; error?: string; name?: string; service?: string }) => {
+    const family = o.ip.includes(':') ? 6 : 4;
+    rows.push(`(${sqlString(`e${rows.length}`)}, TIMESTAMP ${sqlString(time)}, ${sqlString(o.name ?? 'DescribeInstances')}, 'ecs.aliyuncs.com', ${sqlString(o.service ?? 'Ecs')}, 'ApiCall', 'cn-hangzhou',
+      ${sqlString(o.ip)}, ${sqlString(o.source ?? (o.vpc ? 'vpc' : 'public'))}, ${family}, ${o.vpc ? sqlString(o.vpc) : 'NULL'}, 'aliyun-sdk', ${o.error ? sqlString(o.error) : 'NULL'}, NULL,
+      ${sqlString(key)}, ${sqlString(o.kind ?? 'permanent')}, 'ram-user', '1234', 'p', 'u', ${o.exempt ? 'true' : 'false'}, ${o.denied ? 'true' : 'false'}, NULL, 1)`);
+  };
+  for (let d = 1; d <= 20; d++) {
+    const day = `2026-11-${String(d).padStart(2, '0')}`;
+    for (let h = 0; h < 5; h++) add(`${day} 0${h}:00:00`, CI, { ip: '203.0.113.10' });
+    add(`${day} 06:00:00`, CI, { ip: '203.0.113.11' });
+    add(`${day} 07:00:00`, CI, { ip: '172.16.1.5', vpc: 'vpc-abc123' });
+    add(`${day} 08:00:00`, APP, { ip: '198.51.100.7' });
+    add(`${day} 09:00:00`, 'STS.NUsession', { kind: 'sts', ip: '192.0.2.1' });
+  }
+  for (const d of ['19', '20']) add(`2026-11-${d} 10:00:00`, CI, { ip: '203.0.113.99', denied: true, error: 'AccessKeyId.AccessPolicyDenied' });
+  for (let i = 0; i < 5; i++) add(`2026-11-18 12:0${i}:00`, CI, { ip: '192.0.2.200', error: 'Forbidden.RAM', name: 'ListUsers', service: 'Ram' });
+  add('2026-11-20 11:00:00', CI, { ip: '192.0.2.50', exempt: true, service: 'mns' });
+  await store.run(`INSERT INTO events VALUES ${rows.join(',\n')}`);
+  store.close();
+}
+
+const ACL_IN_FORCE = {
+  account: { Version: 1, Status: 'Active', Statements: [{ Type: 'ClassicWhiteList', IPList: ['198.51.100.0/24'] }] },
+  [CI]: JSON.stringify({ Version: 1, Status: 'Active', Statements: [
+    { Type: 'ClassicWhiteList', IPList: ['203.0.113.10', '203.0.113.11'] },
+    { Type: 'VPCWhiteList', Value: 'vpc-abc123', IPList: ['172.16.1.0/24'] },
+  ] }),
+};
+
+const proposal = (ciPublic: string[]) => ({
+  version: 1, generatedAt: '2026-11-20T00:00:00Z', window: { from: '2026-11-01T00:00:00Z', to: '2026-11-20T00:00:00Z' }, accountLevel: null,
+  accessKeys: [
+    { accessKeyId: CI, userName: 'ci', status: 'draft', public: { cidrs: ciPublic }, vpc: [{ vpcId: 'vpc-abc123', cidrs: ['172.16.1.0/24'] }], evidence: [], excluded: [], warnings: [] },
+    { accessKeyId: APP, userName: 'app', status: 'draft', public: { cidrs: ['198.51.100.7'] }, vpc: [], evidence: [], excluded: [], warnings: [] },
+  ],
+});
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kf-investigate-'));
+  db = join(dir, 'events.duckdb');
+  await buildStore();
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('keyfence explain', () => {
+  it('explains a refused call: the key-level ACL, the missing entry, the /32 fix, and the source\'s history', () => {
+    const r = keyfence('explain', '--key', CI, '--ip', '203.0.113.99', '--acl', file('acl.json', ACL_IN_FORCE), '--json');
+    expect(r.code).toBe(0);
+    const { explanation, history } = r.json;
+    expect(explanation.verdict).toMatchObject({ allowed: false, code: 'denied-not-in-public-rule', governedBy: 'key' });
+    expect(explanation.fixes[0]).toMatchObject({ kind: 'add-entry', entry: '203.0.113.99/32', headroomLeft: 47 });
+    expect(history.source).toMatchObject({ calls: 2, days: 2, deniedCalls: 2, errorCodes: ['AccessKeyId.AccessPolicyDenied'], services: ['Ecs'] });
+    expect(history.neighbours).toMatchObject({ prefix: '203.0.113.0/24', addresses: 2, calls: 120 });
+    expect(history.looks.newSource).toBe(true);
+    const text = keyfence('explain', '--key', CI, '--ip', '203.0.113.99', '--acl', join(dir, 'acl.json'));
+    expect(text.stdout).toContain('verdict: DENIED (denied-not-in-public-rule)');
+    expect(text.stdout).toContain('* add 203.0.113.99/32 to the public rule (3/50 entries, 47 left)');
+  });
+
+  it('says an ACL cannot be the cause for an STS key', () => {
+    const r = keyfence('explain', '--key', 'STS.NUsession', '--ip', '192.0.2.1', '--acl', join(dir, 'acl.json'), '--json');
+    expect(r.code).toBe(0);
+    expect(r.json.explanation.aclCannotBeCause).toMatch(/STS/);
+  });
+
+  it('refuses an unparseable --ip with a usage error', () => {
+    const r = keyfence('explain', '--key', CI, '--ip', '192.168.XX.XX');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('--ip "192.168.XX.XX" is not an IP address');
+  });
+});
+
+describe('keyfence denials', () => {
+  it('groups refused calls by key and source, each explained, and asks for a person (exit 4)', () => {
+    const r = keyfence('denials', '--since', '7d', '--acl', join(dir, 'acl.json'), '--json');
+    expect(r.code).toBe(4);
+    expect(r.json.totals).toEqual({ groups: 1, deniedCalls: 2, keys: 1 });
+    const [g] = r.json.denials;
+    expect(g).toMatchObject({ accessKeyId: CI, ip: '203.0.113.99', deniedCalls: 2, history: { allowedCalls: 0 } });
+    expect(g.explanation.fixes[0].entry).toBe('203.0.113.99/32');
+  });
+});
+
+describe('keyfence simulate', () => {
+  it('exits 0 when only a leak-looking source would be denied', () => {
+    const r = keyfence('simulate', file('wide.json', proposal(['203.0.113.10', '203.0.113.11', '203.0.113.99'])), '--since', '30d', '--json');
+    expect(r.code).toBe(0);
+    expect(r.json.breaksLegitimateTraffic).toBe(false);
+    expect(r.json.totals).toMatchObject({ deniedCalls: 5, legitimateDeniedCalls: 0, suspectDeniedCalls: 5 });
+    const ci = r.json.keys.find((k: any) => k.accessKeyId === CI);
+    expect(ci.examples[0]).toMatchObject({ ip: '192.0.2.200', legitimate: false, suspicion: expect.stringMatching(/possible leak/) });
+    expect(r.json.notGoverned).toMatchObject({ 'not-governed-sts': 20, 'not-governed-exempt-service': 1 });
+  });
+
+  it('exits 4 and names the sources that would break', () => {
+    const r = keyfence('simulate', file('narrow.json', proposal(['203.0.113.10'])));
+    expect(r.code).toBe(4);
+    expect(r.stdout).toContain('BREAKS public 203.0.113.11: 20 calls on 20 days');
+    expect(r.stdout).toContain('RESULT: legitimate traffic would break (exit 4)');
+  });
+
+  it('replays the ACLs in force alone, and a proposal over them', () => {
+    const inForce = keyfence('simulate', '--acl', join(dir, 'acl.json'), '--json');
+    expect(inForce.code).toBe(4);
+    expect(inForce.json.keys.find((k: any) => k.accessKeyId === APP)).toMatchObject({ governedBy: 'account', deniedCalls: 0 });
+    const overlay = keyfence('simulate', join(dir, 'wide.json'), '--acl', join(dir, 'acl.json'), '--json');
+    expect(overlay.code).toBe(0);
+  });
+
+  it('rejects a bad proposal with the path of the offending entry', () => {
+    const bad = proposal(['203.0.113.10']);
+    bad.accessKeys[1]!.public.cidrs = ['198.51.100.7', '10.0.0.0/8'];
+    const r = keyfence('simulate', file('bad.json', bad), '--json');
+    expect(r.code).toBe(1);
+    expect(r.json.error).toMatchObject({ type: 'InvalidInputError', context: { path: 'accessKeys[1].public.cidrs[1]' } });
+    const unknown = proposal(['203.0.113.10']);
+    unknown.accessKeys[1]!.accessKeyId = 'LTAInobody99';
+    const u = keyfence('simulate', file('unknown.json', unknown));
+    expect(u.code).toBe(1);
+    expect(u.stderr).toContain('accessKeys[1].accessKeyId: unknown AccessKey LTAInobody99');
+  });
+
+  it('needs something to simulate', () => {
+    expect(keyfence('simulate').code).toBe(1);
+  });
+});
+
+describe('keyfence drift', () => {
+  it('reports new denied sources, unused entries, dormant and new keys from an approval record (exit 4)', () => {
+    const approved = proposal(['203.0.113.10', '203.0.113.11', '198.18.0.0/24']);
+    approved.accessKeys = [approved.accessKeys[0]!];
+    const record = { kind: 'keyfence-approval', version: 1, approvedBy: 'ana', approvedAt: '2026-11-19T00:00:00Z', sha256: 'x', scopes: [CI], proposal: approved };
+    const r = keyfence('drift', '--approved', file('approved.json', record), '--since', '2d', '--unused-days', '10', '--json');
+    expect(r.code).toBe(4);
+    expect(r.json.newDeniedSources.map((s: any) => [s.ip, s.legitimate])).toEqual([['203.0.113.99', true], ['192.0.2.200', false]]);
+    expect(r.json.unusedEntries.map((u: any) => u.cidr)).toEqual(['198.18.0.0/24']);
+    expect(r.json.newKeysWithoutAcl).toEqual([{ accessKeyId: APP, governedCalls: 2, governedBy: null }]);
+    expect(r.json.dormantKeys).toEqual([]);
+  });
+});
+
+describe('keyfence backtest', () => {
+  it('recommends on the training window and replays the test window, with the ground-truth view', () => {
+    const truth = file('truth.json', { keys: [{ accessKeyId: CI, leakSources: ['192.0.2.200'] }, { accessKeyId: APP, leakSources: [] }] });
+    const r = keyfence('backtest', '--train', '14d', '--test', '6d', '--truth', truth, '--json');
+    expect(r.code).toBe(0);
+    expect(r.json.test).toEqual({ from: '2026-11-14T11:00:01Z', to: '2026-11-20T11:00:01Z' });
+    expect(r.json.proposal.keys).toBeGreaterThan(0);
+    expect(r.json.replay.governedCalls).toBeGreaterThan(0);
+    // The refused 203.0.113.99 was never in training: the only legitimate break.
+    expect(r.json.broken.map((b: any) => b.ip)).toEqual(['203.0.113.99']);
+    expect(r.json.truth).toMatchObject({ leakSources: 1, leakSourcesAdmitted: 0 });
+    expect(r.json.truth.falseDenyCalls).toBe(2);
+  });
+});
