@@ -65,7 +65,9 @@ export type FaultKind =
   /** Headers and half the body, then the connection is destroyed. */
   | 'reset'
   /** GetLogs: `x-log-progress: Incomplete` with part of the rows. */
-  | 'incomplete';
+  | 'incomplete'
+  /** GetLogs: says `Complete` but leaves out a row (a broken page the client must catch by its own checks). */
+  | 'lose-rows';
 
 export interface Fault {
   call: 'ListShards' | 'GetCursor' | 'PullLogs' | 'GetLogs';
@@ -265,7 +267,7 @@ export async function startSlsServer(options: SlsServerOptions): Promise<SlsServ
 
   /** Answers with the fault and returns true, or returns false when this call is not faulted. */
   const injectFault = (res: ServerResponse, fault: Fault | undefined, record: RequestRecord): boolean => {
-    if (!fault || fault.kind === 'incomplete' || fault.kind === 'reset') return false;
+    if (!fault || fault.kind === 'incomplete' || fault.kind === 'lose-rows' || fault.kind === 'reset') return false;
     firedFaults.push(fault);
     record.fault = fault.kind;
     const answers: Record<string, [number, string, string]> = {
@@ -361,6 +363,10 @@ export async function startSlsServer(options: SlsServerOptions): Promise<SlsServ
       record.fault = 'incomplete';
       progress = 'Incomplete';
       out = out.slice(0, out.length >> 1);
+    } else if (fault?.kind === 'lose-rows' && out.length > 0) {
+      firedFaults.push(fault);
+      record.fault = 'lose-rows';
+      out = out.slice(1);
     }
     sendJson(res, 200, out, { 'x-log-progress': progress, 'x-log-count': String(out.length), 'x-log-has-sql': 'true', 'x-log-processed-rows': String(rows.length) });
   };
