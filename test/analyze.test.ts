@@ -1,0 +1,329 @@
+// analyze/: per-key profiles from a real DuckDB file, the pure fold, windows, bad input, several --db parts,
+// and the `keyfence analyze` command as a real process.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Store } from '../ingest/store.ts';
+import { StoreError, UsageError } from '../model/errors.ts';
+import type { AuditEvent } from '../model/types.ts';
+import { analyzeStore } from '../analyze/analysis.ts';
+import { buildProfiles, loadProfiles, loadSourceAggregates, loadDailyActivity, loadStsSummary, type SourceAggregateRow } from '../analyze/profiles.ts';
+import { newestEventTime, resolveStoreWindow } from '../analyze/window.ts';
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'kf-analyze-'));
+
+let seq = 0;
+function ev(e: Partial<AuditEvent>): AuditEvent {
+  seq += 1;
+  return {
+    eventId: e.eventId ?? `ev-${seq}`,
+    eventTime: '2026-11-01T10:00:00Z',
+    eventName: 'DescribeInstances',
+    eventSource: 'ecs.aliyuncs.com',
+    serviceName: 'Ecs',
+    eventType: 'ApiCall',
+    acsRegion: 'cn-hangzhou',
+    sourceIp: '203.0.113.10',
+    sourceKind: 'public',
+    ipFamily: 4,
+    vpcId: null,
+    userAgent: 'aliyun-sdk-java/4.0',
+    errorCode: null,
+    errorMessage: null,
+    accessKeyId: 'LTAIalpha',
+    keyKind: 'permanent',
+    identityType: 'ram-user',
+    accountId: '1001',
+    principalId: 'p-1',
+    userName: 'ci-bot',
+    exemptService: false,
+    aclDenied: false,
+    ...e,
+  };
+}
+
+async function makeDb(name: string, events: AuditEvent[]): Promise<string> {
+  const path = join(dir, name);
+  const store = await Store.open(path);
+  try {
+    if (events.length > 0) {
+      const runId = await store.beginRun('file');
+      await store.writeBatch({ runId, events, rejections: [], checkpoints: [] });
+    }
+  } finally {
+    store.close();
+  }
+  return path;
+}
+
+/** A small history: key alpha (public + VPC + exempt-only + internal), beta (root, VPC only), an STS key. */
+function history(): AuditEvent[] {
+  return [
+    // alpha, public 203.0.113.10: 3 calls on 2 days, one error, one sensitive, one denied
+    ev({ eventTime: '2026-11-01T10:00:00Z', userAgent: 'ua-b' }),
+    ev({ eventTime: '2026-11-01T11:00:00Z', errorCode: 'Forbidden', eventName: 'ListUsers', serviceName: 'Ram', userAgent: 'ua-a' }),
+    ev({ eventTime: '2026-11-03T09:30:00Z', aclDenied: true, errorCode: 'AccessKeyId.AccessPolicyDenied' }),
+    // alpha, public 203.0.113.9 governed + exempt: only the governed call counts as the source's use
+    ev({ sourceIp: '203.0.113.9', eventTime: '2026-11-02T00:00:00Z' }),
+    ev({ sourceIp: '203.0.113.9', eventTime: '2026-11-02T00:00:01Z', serviceName: 'mns', exemptService: true }),
+    // alpha, public 198.51.100.7 seen only on an exempt service
+    ev({ sourceIp: '198.51.100.7', serviceName: 'mns', exemptService: true, eventTime: '2026-11-02T05:00:00Z' }),
+    // alpha, IPv6
+    ev({ sourceIp: '2001:db8::1', ipFamily: 6, eventTime: '2026-11-02T06:00:00Z' }),
+    // alpha, VPC
+    ev({ sourceIp: '172.16.0.10', sourceKind: 'vpc', vpcId: 'vpc-b', eventTime: '2026-11-02T07:00:00Z' }),
+    ev({ sourceIp: '172.16.0.9', sourceKind: 'vpc', vpcId: 'vpc-a', eventTime: '2026-11-02T07:00:00Z' }),
+    // alpha, internal / service / invalid sources: counted apart
+    ev({ sourceIp: 'internal', sourceKind: 'internal', ipFamily: null, eventTime: '2026-11-02T08:00:00Z' }),
+    ev({ sourceIp: 'oss.aliyuncs.com', sourceKind: 'service', ipFamily: null, eventTime: '2026-11-02T08:00:00Z' }),
+    ev({ sourceIp: '192.168.XX.XX', sourceKind: 'invalid', ipFamily: null, eventTime: '2026-11-02T08:00:00Z' }),
+    // beta: root account key, VPC only
+    ev({ accessKeyId: 'LTAIbeta', identityType: 'root-account', userName: null, sourceIp: '10.0.0.5', sourceKind: 'vpc', vpcId: 'vpc-a', eventTime: '2026-11-04T00:00:00Z' }),
+    // STS key
+    ev({ accessKeyId: 'STS.tok1', keyKind: 'sts', identityType: 'assumed-role', userName: 'role-x:sess1', eventTime: '2026-11-04T01:00:00Z' }),
+    ev({ accessKeyId: 'STS.tok2', keyKind: 'sts', identityType: 'assumed-role', userName: 'role-x:sess2', eventTime: '2026-11-04T02:00:00Z' }),
+    // console call without a key
+    ev({ accessKeyId: null, keyKind: 'none', eventTime: '2026-11-04T03:00:00Z' }),
+    // gamma: only exempt and internal traffic
+    ev({ accessKeyId: 'LTAIgamma', serviceName: 'mns', exemptService: true, sourceIp: '198.51.100.20', eventTime: '2026-11-04T04:00:00Z' }),
+    ev({ accessKeyId: 'LTAIgamma', sourceIp: 'internal', sourceKind: 'internal', ipFamily: null, eventTime: '2026-11-04T04:00:00Z' }),
+    // delta: only long before the window (dormant)
+    ev({ accessKeyId: 'LTAIdelta', eventTime: '2026-08-01T00:00:00Z' }),
+  ];
+}
+
+let mainDb: string;
+let emptyDb: string;
+
+beforeAll(async () => {
+  mainDb = await makeDb('main.duckdb', history());
+  emptyDb = await makeDb('empty.duckdb', []);
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function withStore<T>(paths: string | string[], work: (s: Store) => Promise<T>): Promise<T> {
+  const store = await Store.open(paths, { readOnly: true });
+  try {
+    return await work(store);
+  } finally {
+    store.close();
+  }
+}
+
+const WINDOW = { from: '2026-10-05T00:00:00Z', to: '2026-11-05T00:00:00Z' };
+
+describe('windows', () => {
+  it('counts back from the newest event by default, ending just after it', async () => {
+    await withStore(mainDb, async (s) => {
+      expect((await newestEventTime(s))?.toISOString()).toBe('2026-11-04T04:00:00.000Z');
+      expect(await resolveStoreWindow(s, {})).toEqual({ from: '2026-10-05T04:00:01Z', to: '2026-11-04T04:00:01Z' });
+      expect(await resolveStoreWindow(s, { since: '7d' })).toEqual({ from: '2026-10-28T04:00:01Z', to: '2026-11-04T04:00:01Z' });
+      expect(await resolveStoreWindow(s, { from: '2026-11-01', to: '2026-11-02' })).toEqual({ from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' });
+      expect(await resolveStoreWindow(s, { since: '1d', to: '2026-11-02' })).toEqual({ from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' });
+    });
+  });
+
+  it('rejects contradictory or malformed flags as usage errors', async () => {
+    await withStore(mainDb, async (s) => {
+      await expect(resolveStoreWindow(s, { since: '7d', from: '2026-11-01' })).rejects.toThrow(UsageError);
+      await expect(resolveStoreWindow(s, { from: '2026-11-02', to: '2026-11-01' })).rejects.toThrow(/not before/);
+      await expect(resolveStoreWindow(s, { since: 'a week' })).rejects.toThrow(/not a duration/);
+      await expect(resolveStoreWindow(s, { from: 'yesterday' })).rejects.toThrow(/not a date/);
+    });
+  });
+
+  it('reports an empty store as a store error', async () => {
+    await withStore(emptyDb, async (s) => {
+      expect(await newestEventTime(s)).toBeNull();
+      await expect(resolveStoreWindow(s, {})).rejects.toThrow(StoreError);
+    });
+  });
+});
+
+describe('source aggregates (SQL)', () => {
+  it('aggregates one row per key, source and exempt flag, with every count', async () => {
+    const rows = await withStore(mainDb, (s) => loadSourceAggregates(s, { window: WINDOW }));
+    const main = rows.find((r) => r.accessKeyId === 'LTAIalpha' && r.sourceIp === '203.0.113.10')!;
+    expect(main).toEqual({
+      accessKeyId: 'LTAIalpha', keyKind: 'permanent', identityType: 'ram-user', userName: 'ci-bot', accountId: '1001',
+      sourceKind: 'public', sourceIp: '203.0.113.10', ipFamily: 4, vpcId: null, exempt: false,
+      calls: 3, days: 2, firstSeen: '2026-11-01T10:00:00Z', lastSeen: '2026-11-03T09:30:00Z',
+      errorCalls: 2, deniedCalls: 1, sensitiveCalls: 1, services: ['Ecs', 'Ram'], userAgents: ['aliyun-sdk-java/4.0', 'ua-a', 'ua-b'],
+    } satisfies SourceAggregateRow);
+    // STS keys, keyless calls and events outside the window are not rows; inter-service sources lose their address.
+    expect(rows.some((r) => r.keyKind !== 'permanent')).toBe(false);
+    expect(rows.some((r) => r.accessKeyId === 'LTAIdelta')).toBe(false);
+    const internal = rows.find((r) => r.accessKeyId === 'LTAIalpha' && r.sourceKind === 'internal')!;
+    expect([internal.sourceIp, internal.ipFamily, internal.vpcId, internal.calls]).toEqual([null, null, null, 1]);
+    const exempt = rows.filter((r) => r.sourceIp === '203.0.113.9');
+    expect(exempt.map((r) => [r.exempt, r.calls]).sort()).toEqual([[false, 1], [true, 1]]);
+  });
+
+  it('includes a named STS key, with its address blanked', async () => {
+    const rows = await withStore(mainDb, (s) => loadSourceAggregates(s, { window: WINDOW, keys: ['STS.tok1'] }));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ accessKeyId: 'STS.tok1', keyKind: 'sts', sourceKind: 'public', sourceIp: null, calls: 1 });
+  });
+
+  it('keeps the window half-open: an event at `to` is outside, one at `from` inside', async () => {
+    const rows = await withStore(mainDb, (s) => loadSourceAggregates(s, { window: { from: '2026-11-01T11:00:00Z', to: '2026-11-03T09:30:00Z' }, keys: ['LTAIalpha'] }));
+    const main = rows.find((r) => r.sourceIp === '203.0.113.10')!;
+    expect([main.calls, main.firstSeen, main.lastSeen]).toEqual([1, '2026-11-01T11:00:00Z', '2026-11-01T11:00:00Z']);
+  });
+
+  it('returns no rows for a window with no events', async () => {
+    expect(await withStore(mainDb, (s) => loadSourceAggregates(s, { window: { from: '2020-01-01T00:00:00Z', to: '2020-02-01T00:00:00Z' } }))).toEqual([]);
+  });
+
+  it('cannot be fooled by separator characters inside values', async () => {
+    const path = await makeDb('hostile.duckdb', [
+      ev({ accessKeyId: 'LTAIhostile', userAgent: 'evil\u001f1\u001e\u001dLTAIforged\u001fpermanent', userName: 'a\u001fb' }),
+    ]);
+    const rows = await withStore(path, (s) => loadSourceAggregates(s, { window: WINDOW }));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.accessKeyId).toBe('LTAIhostile');
+    expect(rows[0]!.calls).toBe(1);
+    expect(rows[0]!.userAgents).toEqual(['evil 1  LTAIforged permanent']);
+    expect(rows[0]!.userName).toBe('a b');
+  });
+});
+
+describe('profiles (pure fold)', () => {
+  it('separates governed, exempt-only and inter-service traffic', async () => {
+    const profiles = await withStore(mainDb, (s) => loadProfiles(s, { window: WINDOW }));
+    expect(profiles.map((p) => p.accessKeyId)).toEqual(['LTAIalpha', 'LTAIbeta', 'LTAIgamma']);
+    const alpha = profiles[0]!;
+    expect(alpha.totalCalls).toBe(12);
+    expect(alpha.publicSources.map((s) => [s.ip, s.calls])).toEqual([['203.0.113.9', 1], ['203.0.113.10', 3], ['2001:db8::1', 1]]);
+    expect(alpha.vpcSources.map((s) => [s.vpcId, s.ip])).toEqual([['vpc-a', '172.16.0.9'], ['vpc-b', '172.16.0.10']]);
+    expect(alpha.exemptOnlySources).toEqual([{ ip: '198.51.100.7', vpcId: null, calls: 1, services: ['mns'] }]);
+    expect([alpha.internalCalls, alpha.serviceCalls, alpha.invalidSourceCalls, alpha.stsCalls, alpha.deniedCalls]).toEqual([1, 1, 1, 0, 1]);
+    expect(alpha.firstSeen).toBe('2026-11-01T10:00:00Z');
+    expect(alpha.lastSeen).toBe('2026-11-03T09:30:00Z');
+    const beta = profiles[1]!;
+    expect(beta.identityType).toBe('root-account');
+    expect(beta.publicSources).toEqual([]);
+    const gamma = profiles[2]!;
+    expect(gamma.publicSources.length + gamma.vpcSources.length).toBe(0);
+  });
+
+  it('counts every call of an STS key as STS and gives it no sources', () => {
+    const row: SourceAggregateRow = {
+      accessKeyId: 'STS.x', keyKind: 'sts', identityType: 'assumed-role', userName: 'r:s', accountId: '1', sourceKind: 'public',
+      sourceIp: null, ipFamily: null, vpcId: null, exempt: false, calls: 7, days: 1, firstSeen: '2026-11-01T00:00:00Z',
+      lastSeen: '2026-11-01T00:00:00Z', errorCalls: 0, deniedCalls: 0, sensitiveCalls: 0, services: [], userAgents: [],
+    };
+    const [p] = buildProfiles([row]);
+    expect([p!.keyKind, p!.stsCalls, p!.totalCalls, p!.publicSources.length]).toEqual(['sts', 7, 7, 0]);
+  });
+
+  it('takes the identity most calls carry and sorts keys whatever the row order', () => {
+    const base: SourceAggregateRow = {
+      accessKeyId: 'LTAIb', keyKind: 'permanent', identityType: 'ram-user', userName: 'old', accountId: '1', sourceKind: 'public',
+      sourceIp: '192.0.2.1', ipFamily: 4, vpcId: null, exempt: false, calls: 1, days: 1, firstSeen: '2026-11-01T00:00:00Z',
+      lastSeen: '2026-11-01T00:00:00Z', errorCalls: 0, deniedCalls: 0, sensitiveCalls: 0, services: [], userAgents: [],
+    };
+    const rows = [
+      { ...base, userName: 'old' },
+      { ...base, sourceIp: '192.0.2.2', userName: 'new', calls: 5 },
+      { ...base, accessKeyId: 'LTAIa' },
+    ];
+    const profiles = buildProfiles(rows);
+    expect(profiles.map((p) => p.accessKeyId)).toEqual(['LTAIa', 'LTAIb']);
+    expect(profiles[1]!.userName).toBe('new');
+    expect(buildProfiles([...rows].reverse())).toEqual(profiles);
+  });
+});
+
+describe('analysis requests', () => {
+  it('refuses a key the store has never seen', async () => {
+    await withStore(mainDb, async (s) => {
+      await expect(analyzeStore(s, { keys: ['LTAInobody'] })).rejects.toThrow(/no event in the store uses key LTAInobody/);
+    });
+  });
+
+  it('reports a known key idle in the window, and keys with no governed traffic', async () => {
+    await withStore(mainDb, async (s) => {
+      const idle = await analyzeStore(s, { keys: ['LTAIdelta'] });
+      expect(idle.profiles).toEqual([]);
+      expect(idle.keysWithoutTraffic).toEqual([{ accessKeyId: 'LTAIdelta', lastSeen: '2026-08-01T00:00:00Z' }]);
+      const all = await analyzeStore(s, {});
+      expect(all.notes).toContain('LTAIgamma: no governed traffic in the window (1 calls to exempt services, 1 internal): nothing to put in an ACL');
+      expect(all.notes.some((n) => n.startsWith('LTAIbeta: VPC traffic only'))).toBe(true);
+      expect(all.sts).toEqual({ keys: 2, calls: 2, identities: [{ identityType: 'assumed-role', userName: 'role-x', accountId: '1001', keys: 2, calls: 2 }] });
+    });
+  });
+
+  it('refuses an explicit window that holds no events, saying what the store holds', async () => {
+    await withStore(mainDb, async (s) => {
+      await expect(analyzeStore(s, { from: '2020-01-01', to: '2020-02-01' })).rejects.toThrow(UsageError);
+    });
+  });
+
+  it('gives per-day activity for the report timeline', async () => {
+    const days = await withStore(mainDb, (s) => loadDailyActivity(s, { window: WINDOW, keys: ['LTAIalpha'] }));
+    expect(days.filter((d) => d.sourceIp === '203.0.113.10')).toEqual([
+      { accessKeyId: 'LTAIalpha', sourceKind: 'public', sourceIp: '203.0.113.10', vpcId: null, day: '2026-11-01', calls: 2, errorCalls: 1 },
+      { accessKeyId: 'LTAIalpha', sourceKind: 'public', sourceIp: '203.0.113.10', vpcId: null, day: '2026-11-03', calls: 1, errorCalls: 1 },
+    ]);
+    const sts = await withStore(mainDb, (s) => loadStsSummary(s, { window: { from: '2026-11-04T01:30:00Z', to: '2026-11-05T00:00:00Z' } }));
+    expect([sts.keys, sts.calls]).toEqual([1, 1]);
+  });
+});
+
+describe('several databases read together', () => {
+  it('give the same profiles as one database holding all the events, even when parts overlap', async () => {
+    const events = history();
+    const partA = await makeDb('part-a.duckdb', events.filter((_, i) => i % 2 === 0));
+    // part B repeats two of part A's events (a consumer-group rebalance delivers them twice)
+    const partB = await makeDb('part-b.duckdb', [...events.filter((_, i) => i % 2 === 1), events[0]!, events[2]!]);
+    const single = await withStore(mainDb, (s) => analyzeStore(s, {}));
+    const merged = await withStore([partA, partB], (s) => analyzeStore(s, {}));
+    expect(merged).toEqual(single);
+  });
+});
+
+describe('keyfence analyze (process)', () => {
+  async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await run('node', ['bin/keyfence.js', 'analyze', ...args], { cwd: root });
+      return { code: 0, stdout, stderr };
+    } catch (e) {
+      const err = e as { code: number; stdout: string; stderr: string };
+      return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+    }
+  }
+
+  it('prints the profiles and window as JSON', async () => {
+    const r = await cli(['--db', mainDb, '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.window).toEqual({ from: '2026-10-05T04:00:01Z', to: '2026-11-04T04:00:01Z' });
+    expect(out.profiles.map((p: { accessKeyId: string }) => p.accessKeyId)).toEqual(['LTAIalpha', 'LTAIbeta', 'LTAIgamma']);
+    expect(out.sts.calls).toBe(2);
+  });
+
+  it('prints a table per key as text', async () => {
+    const r = await cli(['--db', mainDb, '--key', 'LTAIalpha,LTAIbeta']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^LTAIalpha\s+ci-bot\s+12\s+3\s+2 in 2\s+1\s+0\s+1\s+1\s+1\s+1$/m);
+    expect(r.stdout).toMatch(/^LTAIbeta \(root\)/m);
+  });
+
+  it('exits 1 on contradictory flags and on an unknown key, 3 on an empty or missing store', async () => {
+    expect((await cli(['--db', mainDb, '--since', '7d', '--from', '2026-11-01'])).code).toBe(1);
+    const unknown = await cli(['--db', mainDb, '--key', 'LTAInobody', '--json']);
+    expect(unknown.code).toBe(1);
+    expect(JSON.parse(unknown.stdout).error.type).toBe('UsageError');
+    const empty = await cli(['--db', emptyDb]);
+    expect(empty.code).toBe(3);
+    expect(empty.stderr).toMatch(/holds no events/);
+    expect((await cli(['--db', join(dir, 'missing.duckdb')])).code).toBe(3);
+  });
+});
