@@ -1,0 +1,107 @@
+// Scale-out: two `keyfence ingest --kafka` processes in one consumer group, each writing its own part file,
+// read together by analysis, give the same profiles as one database holding every event.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadProfiles } from '../analyze/profiles.ts';
+import { Store } from '../ingest/store.ts';
+import { asSlsLog, createTopic, produce, startTestBroker, testEvent, type KafkaBroker, type TestMessage } from './kafka-broker.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const CLI = process.env.KEYFENCE_TEST_CLI ?? join(ROOT, 'bin', 'keyfence.js');
+const WINDOW = { from: '2026-10-01T00:00:00Z', to: '2026-11-01T00:00:00Z' };
+
+let broker: KafkaBroker;
+let dir: string;
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+  dir = mkdtempSync(join(tmpdir(), 'kf-scale-out-'));
+}, 180_000);
+
+afterAll(async () => {
+  await broker?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+function keyfence(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`keyfence ${args[0]} did not finish within ${timeoutMs} ms:\n${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function profilesOf(dbs: string[]): Promise<unknown> {
+  const store = await Store.open(dbs.length === 1 ? dbs[0]! : dbs, { readOnly: true });
+  try {
+    return await loadProfiles(store, { window: WINDOW });
+  } finally {
+    store.close();
+  }
+}
+
+async function eventCount(db: string): Promise<number> {
+  const store = await Store.open(db, { readOnly: true });
+  try {
+    const [row] = await store.query<{ n: number }>('SELECT count(*) AS n FROM events');
+    return row!.n;
+  } finally {
+    store.close();
+  }
+}
+
+describe('scale-out: one consumer group, one database part per process', () => {
+  it('two parts read together give the same profiles and analysis as one database with every event', async () => {
+    const topic = 'trail-scale-out';
+    await createTopic(broker.brokers, topic, 4);
+    // 4,000 events; every 10th is also written to another partition, so both parts can hold the same event.
+    const messages: TestMessage[] = [];
+    for (let i = 0; i < 4_000; i += 1) {
+      const event = testEvent(i);
+      messages.push({ partition: i % 4, value: i % 3 ? JSON.stringify(event) : asSlsLog(event) });
+      if (i % 10 === 0) messages.push({ partition: (i + 1) % 4, value: JSON.stringify(event) });
+    }
+    await produce(broker.brokers, topic, messages);
+
+    const ingestArgs = (group: string, db: string): string[] => ['ingest', '--kafka', broker.brokers, '--topic', topic, '--group', group, '--until-caught-up', '--db', db, '--json'];
+    const part1 = join(dir, 'part-1.duckdb');
+    const part2 = join(dir, 'part-2.duckdb');
+    const whole = join(dir, 'whole.duckdb');
+    const runs = await Promise.all([keyfence(ingestArgs('scale-out', part1)), keyfence(ingestArgs('scale-out', part2)), keyfence(ingestArgs('single', whole))]);
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+
+    expect(await eventCount(whole)).toBe(4_000);
+    // Both processes did part of the work (the group shared the partitions).
+    const [n1, n2] = [await eventCount(part1), await eventCount(part2)];
+    expect(n1).toBeGreaterThan(0);
+    expect(n2).toBeGreaterThan(0);
+    expect(n1 + n2).toBeGreaterThanOrEqual(4_000);
+
+    const together = await profilesOf([part1, part2]);
+    const alone = await profilesOf([whole]);
+    expect((alone as unknown[]).length).toBeGreaterThan(2);
+    expect(together).toEqual(alone);
+
+    const window = ['--from', WINDOW.from, '--to', WINDOW.to, '--json'];
+    const [fromParts, fromWhole] = await Promise.all([
+      keyfence(['analyze', '--db', part1, '--db', part2, ...window]),
+      keyfence(['analyze', '--db', whole, ...window]),
+    ]);
+    expect(fromParts.code, fromParts.stderr).toBe(0);
+    expect(fromWhole.code, fromWhole.stderr).toBe(0);
+    expect(JSON.parse(fromParts.stdout)).toEqual(JSON.parse(fromWhole.stdout));
+  }, 150_000);
+});
