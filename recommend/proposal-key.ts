@@ -1,6 +1,6 @@
 // One key's sources sorted into what may become ACL material and what is excluded, with the reason.
 import { maskValue, parsePrefix, type Prefix, type ParsedPrefix } from '../model/address.ts';
-import type { Excluded, IpFamily, KeyProfile, SourceUsage, TimeWindow, VpcSourceUsage } from '../model/types.ts';
+import type { Excluded, IpFamily, KeyProfile, SourceUsage, TimeWindow } from '../model/types.ts';
 import { candidateOf, comparePrefix, type Candidate } from './proposal-rule.ts';
 import { classifySources, compareAddressText, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
 
@@ -129,7 +129,7 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     }
     const include = included(c.family, c.value);
     if (include) plan.includesUsed.add(include.text);
-    const pool = pools.find((p) => inPrefix(p, c.family, c.value));
+    const pool = pools.find((p) => p.vpcId === null && inPrefix(p, c.family, c.value));
     const leak = leakByIp.get(s.ip);
     if (leak && !include) {
       plan.leaks.push(leak);
@@ -157,14 +157,18 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     }
     const include = included(c.family, c.value);
     if (include) plan.includesUsed.add(include.text);
-    if (include || admitByCounts(s, s.vpcId)) {
+    const pool = pools.find((p) => p.vpcId === s.vpcId && inPrefix(p, c.family, c.value));
+    if (pool) usedPools.add(pool);
+    if (pool || include || admitByCounts(s, s.vpcId)) {
       const list = plan.vpcCandidates.get(s.vpcId);
       if (list) list.push(c);
       else plan.vpcCandidates.set(s.vpcId, [c]);
     }
   }
 
-  plan.pools = [...usedPools].sort((a, b) => comparePrefix(a, b));
+  // Sibling blocks of a provider the key draws from come too, even without a source of their own.
+  for (const pool of pools) if (pool.keyAddresses.length === 0) usedPools.add(pool);
+  plan.pools = [...usedPools].sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || comparePrefix(a, b));
   for (const pool of plan.pools) plan.warnings.push(`dynamic pool: ${pool.reason}`);
   if (recent.length > 0) {
     recent.sort(compareAddressText);
@@ -196,9 +200,4 @@ export function compareExcluded(a: Excluded, b: Excluded): number {
     compareAddressText(a.source, b.source) ||
     a.code.localeCompare(b.code)
   );
-}
-
-/** Every VPC source of a profile as text, for messages. */
-export function vpcLabel(s: VpcSourceUsage): string {
-  return `${s.ip} (${s.vpcId})`;
 }

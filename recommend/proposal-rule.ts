@@ -143,14 +143,9 @@ export function buildRule(
   forbidden: Array<{ family: IpFamily; value: bigint }>,
   settings: RuleSettings,
 ): RuleResult {
-  const poolItems: Block[] = [];
-  const loose: Candidate[] = [];
-  for (const c of candidates) {
-    const pool = pools.find((p) => contains(p, c.family, c.value));
-    if (pool) {
-      if (!poolItems.some((p) => comparePrefix(p, pool) === 0)) poolItems.push({ ...pool, seen: 0 });
-    } else loose.push(c);
-  }
+  // Every pool block is admitted whole, even one none of these candidates came from (a provider's sibling block).
+  const poolItems: Block[] = [...pools].sort(comparePrefix).map((p) => ({ family: p.family, base: p.base, length: p.length, seen: 0 }));
+  const loose = candidates.filter((c) => !pools.some((p) => contains(p, c.family, c.value)));
   const unitPoints = new Map<string, Block>();
   for (const c of loose) {
     const length = UNIT_BITS[c.family];

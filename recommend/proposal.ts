@@ -1,7 +1,7 @@
 // Profiles → the proposal contract: per key (and, with scope account/auto, for the account) one public rule
 // and up to seven VPC rules, each entry with its evidence, each excluded source with its reason.
 // Pure and deterministic: the same profiles and options give the same bytes.
-import { parsePrefix, type ParsedPrefix, type Prefix } from '../model/address.ts';
+import { maskValue, parsePrefix, type ParsedPrefix, type Prefix } from '../model/address.ts';
 import { GUARDRAIL_MIN_PREFIX, MAX_ENTRIES_PER_ACL, MAX_VPC_RULES } from '../model/acl-rules.ts';
 import { InvalidInputError } from '../model/errors.ts';
 import type {
@@ -89,10 +89,12 @@ function sumCalls(cs: Candidate[]): number {
 }
 
 /** One ACL (public rule + up to seven VPC rules) from candidates; over-limit sources become exclusions. */
+type ScopedPool = Prefix & { vpcId: string | null };
+
 function buildAcl(
   publicCandidates: Candidate[],
   vpcCandidates: Map<string, Candidate[]>,
-  pools: Prefix[],
+  pools: ScopedPool[],
   forbidden: Array<{ family: IpFamily; value: bigint }>,
   rule: RuleSettings,
   level: 'key' | 'account',
@@ -108,7 +110,7 @@ function buildAcl(
   const keepKeys = (e: Evidence): Evidence => (level === 'account' ? e : (({ keys: _keys, ...rest }) => rest)(e));
 
   if (publicCandidates.length > 0) {
-    const r = buildRule(publicCandidates, pools, forbidden, rule);
+    const r = buildRule(publicCandidates, pools.filter((p) => p.vpcId === null), forbidden, rule);
     if (r.prefixes.length > 0) {
       out.public = { cidrs: r.cidrs };
       out.prefixes.set('', r.prefixes);
@@ -139,7 +141,7 @@ function buildAcl(
     out.warnings.push(`${plural(droppedVpcs.length, 'VPC')} dropped (more than ${MAX_VPC_RULES} VPC rules): ${droppedVpcs.map(([v]) => v).sort().join(', ')}; their calls will be denied — move those workloads to an instance RAM role`);
   }
   for (const [vpcId, cs] of keptVpcs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
-    const r = buildRule(cs, [], [], rule);
+    const r = buildRule(cs, pools.filter((p) => p.vpcId === vpcId), [], rule);
     if (r.prefixes.length > 0) {
       out.vpc.push({ vpcId, cidrs: r.cidrs });
       out.prefixes.set(vpcId, r.prefixes);
@@ -207,10 +209,14 @@ function withoutAcl(plan: KeyPlan, reason: string, coveredByAccount: boolean, ex
   };
 }
 
-function unionPools(plans: KeyPlan[]): Prefix[] {
-  const seen = new Map<string, Prefix>();
-  for (const p of plans) for (const pool of p.pools) seen.set(pool.cidr, { family: pool.family, base: pool.base, length: pool.length });
-  return [...seen.values()].sort(comparePrefix);
+function scopedPool(pool: KeyPlan['pools'][number]): ScopedPool {
+  return { vpcId: pool.vpcId, family: pool.family, base: pool.base, length: pool.length };
+}
+
+function unionPools(plans: KeyPlan[]): ScopedPool[] {
+  const seen = new Map<string, ScopedPool>();
+  for (const p of plans) for (const pool of p.pools) seen.set(`${pool.vpcId ?? ''}|${pool.cidr}`, scopedPool(pool));
+  return [...seen.values()].sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || comparePrefix(a, b));
 }
 
 function unionForbidden(plans: KeyPlan[]): Array<{ family: IpFamily; value: bigint }> {
@@ -273,7 +279,7 @@ export function recommend(profiles: KeyProfile[], options: RecommendOptions): Ac
   let accountLevel: AccountProposal | null = null;
   for (const p of plans) if (p.noAclReason !== null) keysWithoutAcl.push(withoutAcl(p, p.noAclReason, false));
 
-  const ownAcl = (p: KeyPlan): BuiltAcl => buildAcl(p.publicCandidates, p.vpcCandidates, p.pools.map((x) => ({ family: x.family, base: x.base, length: x.length })), p.forbidden, rule, 'key');
+  const ownAcl = (p: KeyPlan): BuiltAcl => buildAcl(p.publicCandidates, p.vpcCandidates, p.pools.map(scopedPool), p.forbidden, rule, 'key');
 
   if (scope === 'key') {
     for (const p of withAcl) accessKeys.push(keyProposal(p, ownAcl(p)));
@@ -289,23 +295,24 @@ export function recommend(profiles: KeyProfile[], options: RecommendOptions): Ac
     // complete ACL (a key-level ACL replaces the account-level one, it does not add to it).
     const threshold = Math.max(2, Math.ceil(ACCOUNT_SHARE * withAcl.length));
     const unitKey = (c: Candidate, vpcId: string): string => `${vpcId}|${c.family}|${c.value.toString(16)}`;
+    const poolId = (pool: { vpcId: string | null; cidr: string }): string => `${pool.vpcId ?? ''}|${pool.cidr}`;
     const poolKeyUsers = new Map<string, Set<string>>();
-    for (const p of withAcl) for (const pool of p.pools) poolKeyUsers.set(pool.cidr, (poolKeyUsers.get(pool.cidr) ?? new Set()).add(p.profile.accessKeyId));
+    for (const p of withAcl) for (const pool of p.pools) poolKeyUsers.set(poolId(pool), (poolKeyUsers.get(poolId(pool)) ?? new Set()).add(p.profile.accessKeyId));
     const users = new Map<string, Set<string>>();
     for (const p of withAcl) {
       for (const c of p.publicCandidates) users.set(unitKey(c, ''), (users.get(unitKey(c, '')) ?? new Set()).add(c.key));
       for (const [vpcId, cs] of p.vpcCandidates) for (const c of cs) users.set(unitKey(c, vpcId), (users.get(unitKey(c, vpcId)) ?? new Set()).add(c.key));
     }
-    const sharedPools = withAcl.flatMap((p) => p.pools).filter((pool) => (poolKeyUsers.get(pool.cidr)?.size ?? 0) >= threshold);
-    const inSharedPool = (c: Candidate): boolean => sharedPools.some((pool) => pool.family === c.family && (c.value >> BigInt((c.family === 4 ? 32 : 128) - pool.length)) << BigInt((c.family === 4 ? 32 : 128) - pool.length) === pool.base);
-    const shared = (c: Candidate, vpcId: string): boolean => (users.get(unitKey(c, vpcId))?.size ?? 0) >= threshold || (vpcId === '' && inSharedPool(c));
+    const sharedPools = unionPools(withAcl.map((p) => ({ ...p, pools: p.pools.filter((pool) => (poolKeyUsers.get(poolId(pool))?.size ?? 0) >= threshold) })));
+    const inSharedPool = (c: Candidate, vpcId: string): boolean =>
+      sharedPools.some((pool) => (pool.vpcId ?? '') === vpcId && pool.family === c.family && maskValue(c.value, c.family, pool.length) === pool.base);
+    const shared = (c: Candidate, vpcId: string): boolean => (users.get(unitKey(c, vpcId))?.size ?? 0) >= threshold || inSharedPool(c, vpcId);
     const sharedPublic = withAcl.flatMap((p) => p.publicCandidates.filter((c) => shared(c, '')));
     const sharedVpc = mergeVpc(withAcl, (c, vpcId) => shared(c, vpcId));
     let covered: KeyPlan[] = [];
     let account: BuiltAcl | null = null;
     if (sharedPublic.length > 0 || sharedVpc.size > 0) {
-      const poolPrefixes = unionPools(withAcl).filter((pp) => sharedPools.some((s) => comparePrefix(s, pp) === 0));
-      account = buildAcl(sharedPublic, sharedVpc, poolPrefixes, unionForbidden(plans), rule, 'account');
+      account = buildAcl(sharedPublic, sharedVpc, sharedPools, unionForbidden(plans), rule, 'account');
       covered = withAcl.filter((p) => accountCovers(p, account!));
     }
     if (account && covered.length > 0) {

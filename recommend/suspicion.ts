@@ -17,23 +17,30 @@ export const SUSPICION_THRESHOLDS = {
   leakErrorShare: 0.5,
   /** …and at least this many of them. */
   leakMinErrorCalls: 3,
+  /** Probing: at least this many sensitive calls… */
+  leakMinSensitiveCalls: 3,
+  /** …making up at least this share of the source's calls… */
+  leakSensitiveShare: 0.2,
+  /** …and at least this many times the key's usual share (its established and VPC sources). */
+  leakSensitiveOverBaseline: 3,
   /** Quiet leak: a new, far source active on at least this many days… */
   quietRunMinDays: 2,
-  /** …that fell silent at least this many days before the key's last call. */
+  /** …that fell silent at least this many days before the key's last call… */
   stopGapDays: 2,
+  /** …or that carried under this share of the key's daily calls… */
+  leakMinorShare: 0.05,
+  /** …or that is a fixed address on a key whose established calls come from dynamic pools at least this much. */
+  poolOnlyShare: 0.8,
   /** Pool member: an address seen on at most this many days (it rotates). */
   poolMemberMaxDays: 2,
-  /** A pool needs at least this many rotating addresses in one block (this key's plus the account's)… */
-  poolMinMembers: 6,
+  /** A pool needs at least this many rotating addresses in one block (over every key)… */
+  poolMinMembers: 3,
   /** …of which at least this many are this key's own. */
   poolMinKeyMembers: 2,
   /** A pool is looked for inside blocks of this length: the guardrail, so a pool block is never broader. */
   poolGroupPrefix: GUARDRAIL_MIN_PREFIX as Record<IpFamily, number>,
-  /**
-   * With fewer rotating addresses than this, the smallest block enclosing them likely underestimates the pool
-   * (n uniform samples all fall in one half of a block with probability 2^(1-n)): widen it by one bit.
-   */
-  poolConfidentMembers: 10,
+  /** A block is split while its addresses are this unlikely to be drawn uniformly from it. */
+  poolSplitAlpha: 0.01,
 } as const;
 
 export type LeakSignal =
@@ -41,7 +48,9 @@ export type LeakSignal =
   | 'far-from-key-networks'
   | 'high-error-share'
   | 'sensitive-calls'
-  | 'run-then-stopped';
+  | 'run-then-stopped'
+  | 'minor-share'
+  | 'fixed-address-on-pool-key';
 
 export interface SuspiciousSource {
   ip: string;
@@ -61,6 +70,8 @@ export interface SuspiciousSource {
 }
 
 export interface PoolGuess {
+  /** null for the public rule, the VPC ID for a pool of private addresses inside one VPC (autoscaled instances). */
+  vpcId: string | null;
   /** The block the evidence supports, never broader than the guardrail. */
   cidr: string;
   family: IpFamily;
@@ -68,7 +79,7 @@ export interface PoolGuess {
   length: number;
   /** This key's addresses inside the block, sorted. */
   keyAddresses: string[];
-  /** Distinct rotating addresses inside the block over the key and the account's other keys. */
+  /** Distinct rotating addresses (IPv6: /64s) inside the block over every key. */
   evidenceAddresses: number;
   /** Keys with rotating addresses inside the block (this key included), sorted. */
   keys: string[];
@@ -91,100 +102,253 @@ function groupKey(family: IpFamily, value: bigint, length: number): string {
   return `${family}|${maskValue(value, family, length).toString(16)}`;
 }
 
-/** The unit a public address counts in: IPv4 itself, IPv6 its /64 (privacy addresses rotate inside it). */
+/** The unit a source counts in: an IPv4 address, an IPv6 /64 (privacy addresses rotate inside it). */
 function unitValue(family: IpFamily, value: bigint): bigint {
   return family === 6 ? maskValue(value, 6, 64) : value;
 }
 
-interface RotatingAddress {
-  family: IpFamily;
-  value: bigint;
-  key: string;
-}
+const UNIT_LENGTH: Record<IpFamily, number> = { 4: 32, 6: 64 };
 
-function rotatingAddresses(profile: KeyProfile): RotatingAddress[] {
-  const out: RotatingAddress[] = [];
-  for (const s of profile.publicSources) {
-    if (s.days > SUSPICION_THRESHOLDS.poolMemberMaxDays) continue;
-    const a = parseAddress(s.ip);
-    if (a) out.push({ family: a.family, value: unitValue(a.family, a.value), key: profile.accessKeyId });
-  }
-  return out;
-}
-
-/** The smallest prefix holding every value (all of one family). */
-function enclosingPrefix(family: IpFamily, values: bigint[]): Prefix {
-  const bits = FAMILY_BITS[family];
-  let min = values[0]!;
-  let max = values[0]!;
-  for (const v of values) {
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  let length = bits;
+/** The smallest prefix holding every value of a sorted list (all of one family). */
+function enclosingPrefix(family: IpFamily, sorted: readonly bigint[]): Prefix {
+  const min = sorted[0]!;
+  const max = sorted[sorted.length - 1]!;
+  let length = FAMILY_BITS[family];
   while (length > 0 && maskValue(min, family, length) !== maskValue(max, family, length)) length--;
   return { family, base: maskValue(min, family, length), length };
 }
 
-/**
- * Dynamic pools: inside each guardrail-sized block, many rotating addresses (each seen on a day or two)
- * from this key and the account's other keys. The pool block is the smallest block enclosing that evidence,
- * widened by one bit when the evidence is thin, never broader than the guardrail.
- */
-export function guessPools(profile: KeyProfile, accountProfiles: KeyProfile[] = []): PoolGuess[] {
-  const T = SUSPICION_THRESHOLDS;
-  const own = rotatingAddresses(profile);
-  if (own.length < T.poolMinKeyMembers) return [];
-  const ownGroups = new Map<string, RotatingAddress[]>();
-  for (const a of own) {
-    const g = groupKey(a.family, a.value, T.poolGroupPrefix[a.family]);
-    ownGroups.set(g, [...(ownGroups.get(g) ?? []), a]);
+/** P(X ≤ m) for X ~ Binomial(n, 1/2); a normal approximation past n = 1000. */
+function binomialLowerTail(m: number, n: number): number {
+  if (m * 2 >= n) return 1;
+  if (n > 1000) {
+    const z = (m + 0.5 - n / 2) / Math.sqrt(n / 4);
+    return 0.5 * erfc(-z / Math.SQRT2);
   }
-  const candidateGroups = [...ownGroups].filter(([, members]) => new Set(members.map((m) => m.value)).size >= T.poolMinKeyMembers);
-  if (candidateGroups.length === 0) return [];
+  let logC = 0;
+  let sum = 0;
+  const log2n = n * Math.LN2;
+  for (let i = 0; i <= m; i++) {
+    sum += Math.exp(logC - log2n);
+    logC += Math.log(n - i) - Math.log(i + 1);
+  }
+  return Math.min(1, sum);
+}
 
-  const evidence = new Map<string, RotatingAddress[]>(candidateGroups.map(([g, m]) => [g, [...m]]));
-  for (const other of accountProfiles) {
-    if (other.accessKeyId === profile.accessKeyId) continue;
-    if (profile.accountId && other.accountId && other.accountId !== profile.accountId) continue;
-    for (const a of rotatingAddresses(other)) {
-      const list = evidence.get(groupKey(a.family, a.value, T.poolGroupPrefix[a.family]));
-      if (list) list.push(a);
+function erfc(x: number): number {
+  // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): plenty for a significance test.
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-x * x);
+  return x >= 0 ? y : 2 - y;
+}
+
+/**
+ * Would addresses drawn uniformly from `block` look like these? Two tests, Bonferroni-combined: the split
+ * between the halves (binomial), and whether either half's addresses crowd into a small part of it (n points
+ * all inside one 2^-d share of a half happens with probability 2^(d(1-n))).
+ */
+function uniformityPValue(block: Prefix, low: readonly bigint[], high: readonly bigint[]): number {
+  const n = low.length + high.length;
+  const pSplit = Math.min(1, 2 * binomialLowerTail(Math.min(low.length, high.length), n));
+  let pCrowd = 1;
+  for (const half of [low, high]) {
+    if (half.length < 2) continue;
+    const e = enclosingPrefix(block.family, half);
+    const d = Math.min(e.length, UNIT_LENGTH[block.family]) - (block.length + 1);
+    if (d > 0) pCrowd = Math.min(pCrowd, 2 * Math.pow(2, d * (1 - half.length)));
+  }
+  return Math.min(1, 2 * Math.min(pSplit, pCrowd));
+}
+
+/**
+ * Blocks that rotating addresses fill as if drawn uniformly: split a block in two while the addresses in it
+ * are unlikely (p < poolSplitAlpha) to come from one uniform pool; a part with fewer than poolMinMembers
+ * addresses is no pool. Never broader than the group (guardrail) length.
+ */
+export function clusterPools(family: IpFamily, sortedUnits: readonly bigint[], floor: number): Prefix[] {
+  const T = SUSPICION_THRESHOLDS;
+  const out: Prefix[] = [];
+  const bits = FAMILY_BITS[family];
+  const split = (values: readonly bigint[]): void => {
+    if (values.length < T.poolMinMembers) return;
+    const e = enclosingPrefix(family, values);
+    if (e.length >= UNIT_LENGTH[family]) return;
+    const mid = e.base | (1n << BigInt(bits - e.length - 1));
+    let k = 0;
+    while (k < values.length && values[k]! < mid) k++;
+    const low = values.slice(0, k);
+    const high = values.slice(k);
+    if (e.length < floor || uniformityPValue(e, low, high) < T.poolSplitAlpha) {
+      split(low);
+      split(high);
+    } else out.push(e);
+  };
+  split(sortedUnits);
+  return out;
+}
+
+interface PoolBlock extends Prefix {
+  scope: string;
+  members: number;
+  keys: string[];
+  /** Blocks drawn from together (one provider's ranges, one region's Function Compute pool), sorted. */
+  siblings: PoolBlock[];
+}
+
+/** Pool blocks over every key's rotating addresses, by scope ('' public, else the VPC ID) and family. */
+export interface PoolIndex {
+  blocks: Map<string, PoolBlock[]>;
+}
+
+const indexCache = new WeakMap<readonly KeyProfile[], PoolIndex>();
+
+/** Rotating addresses (seen on ≤ poolMemberMaxDays days) of all keys, clustered into pool blocks. */
+export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
+  const cached = indexCache.get(profiles);
+  if (cached) return cached;
+  const T = SUSPICION_THRESHOLDS;
+  const units = new Map<string, Map<bigint, Set<string>>>();
+  const add = (scope: string, s: SourceUsage, key: string): void => {
+    if (s.days > T.poolMemberMaxDays) return;
+    const a = parseAddress(s.ip);
+    if (!a) return;
+    const id = `${scope}|${a.family}`;
+    let m = units.get(id);
+    if (!m) units.set(id, (m = new Map()));
+    const u = unitValue(a.family, a.value);
+    let keys = m.get(u);
+    if (!keys) m.set(u, (keys = new Set()));
+    keys.add(key);
+  };
+  for (const p of profiles) {
+    for (const s of p.publicSources) add('', s, p.accessKeyId);
+    for (const s of p.vpcSources) add(s.vpcId, s, p.accessKeyId);
+  }
+  const blocks = new Map<string, PoolBlock[]>();
+  for (const [id, m] of [...units].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const sep = id.lastIndexOf('|');
+    const scope = id.slice(0, sep);
+    const family = Number(id.slice(sep + 1)) as IpFamily;
+    const sorted = [...m.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const list: PoolBlock[] = [];
+    for (const p of clusterPools(family, sorted, T.poolGroupPrefix[family])) {
+      const keys = new Set<string>();
+      let members = 0;
+      for (const u of sorted) {
+        if (maskValue(u, family, p.length) !== p.base) continue;
+        members++;
+        for (const k of m.get(u)!) keys.add(k);
+      }
+      list.push({ ...p, scope, members, keys: [...keys].sort(), siblings: [] });
+    }
+    linkSiblings(list);
+    blocks.set(id, list.sort(compareCidr));
+  }
+  const index = { blocks };
+  indexCache.set(profiles, index);
+  return index;
+}
+
+/**
+ * Blocks are siblings (one provider) when at least two keys draw from both, or when the same keys alone
+ * draw from both: a key drawing from several of a provider's blocks will draw from the others too.
+ */
+function linkSiblings(list: PoolBlock[]): void {
+  const parent = list.map((_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
+  const byKey = new Map<string, number[]>();
+  list.forEach((b, i) => b.keys.forEach((k) => byKey.set(k, [...(byKey.get(k) ?? []), i])));
+  const pairShared = new Map<string, number>();
+  for (const indexes of byKey.values()) {
+    if (indexes.length > 64) continue; // a key over very many blocks links them through other keys anyway
+    for (let a = 0; a < indexes.length; a++) {
+      for (let b = a + 1; b < indexes.length; b++) {
+        const id = `${indexes[a]}|${indexes[b]}`;
+        pairShared.set(id, (pairShared.get(id) ?? 0) + 1);
+      }
     }
   }
+  for (const [id, shared] of pairShared) {
+    const [a, b] = id.split('|').map(Number) as [number, number];
+    const same = list[a]!.keys.length === list[b]!.keys.length && list[a]!.keys.every((k, i) => k === list[b]!.keys[i]);
+    if (shared >= 2 || same) parent[find(a)] = find(b);
+  }
+  const groups = new Map<number, PoolBlock[]>();
+  list.forEach((b, i) => groups.set(find(i), [...(groups.get(find(i)) ?? []), b]));
+  for (const g of groups.values()) {
+    const sorted = [...g].sort(compareCidr);
+    for (const b of g) b.siblings = sorted;
+  }
+}
 
+function findBlock(list: readonly PoolBlock[] | undefined, family: IpFamily, value: bigint): PoolBlock | null {
+  if (!list || list.length === 0) return null;
+  let lo = 0;
+  let hi = list.length - 1;
+  let best = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]!.base <= value) {
+      best = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  const b = best >= 0 ? list[best]! : null;
+  return b && maskValue(value, family, b.length) === b.base ? b : null;
+}
+
+/**
+ * Dynamic pools this key uses: pool blocks (over every key's rotating addresses) holding at least
+ * poolMinKeyMembers of this key's own rotating addresses. The block, not its fragments, is what to admit.
+ */
+export function guessPools(profile: KeyProfile, index: PoolIndex): PoolGuess[] {
+  const T = SUSPICION_THRESHOLDS;
+  const hits = new Map<PoolBlock, { own: Set<bigint>; sources: SourceUsage[] }>();
+  const visit = (scope: string, s: SourceUsage): void => {
+    const a = parseAddress(s.ip);
+    if (!a) return;
+    const block = findBlock(index.blocks.get(`${scope}|${a.family}`), a.family, unitValue(a.family, a.value));
+    if (!block) return;
+    let h = hits.get(block);
+    if (!h) hits.set(block, (h = { own: new Set(), sources: [] }));
+    h.sources.push(s);
+    if (s.days <= T.poolMemberMaxDays) h.own.add(unitValue(a.family, a.value));
+  };
+  for (const s of profile.publicSources) visit('', s);
+  for (const s of profile.vpcSources) visit(s.vpcId, s);
+  // A key uses a block when its own rotating addresses are in it: two of them, or one where other keys confirm the pool.
+  const used = [...hits].filter(([block, h]) => h.own.size >= T.poolMinKeyMembers || (h.own.size >= 1 && block.keys.length >= 2));
+  const chosen = new Map<PoolBlock, string>();
+  for (const [block] of used) chosen.set(block, '');
+  // Drawing from two or more blocks of one provider: the provider's other blocks come with them.
+  const byFamily = new Map<PoolBlock[], PoolBlock[]>();
+  for (const [block] of used) byFamily.set(block.siblings, [...(byFamily.get(block.siblings) ?? []), block]);
+  for (const [siblings, mine] of byFamily) {
+    if (mine.length < 2) continue;
+    for (const b of siblings) if (!chosen.has(b)) chosen.set(b, `drawn from together with ${mine.length} blocks this key uses (${formatPrefix(mine[0]!)}, …)`);
+  }
   const pools: PoolGuess[] = [];
-  for (const [, members] of evidence) {
-    const distinct = [...new Set(members.map((m) => m.value))];
-    if (distinct.length < T.poolMinMembers) continue;
-    const family = members[0]!.family;
-    const enclosing = enclosingPrefix(family, distinct);
-    const floor = T.poolGroupPrefix[family];
-    const length = distinct.length < T.poolConfidentMembers ? Math.max(floor, enclosing.length - 1) : Math.max(floor, enclosing.length);
-    const block: Prefix = { family, base: maskValue(enclosing.base, family, length), length };
-    const inBlock = (s: SourceUsage): boolean => {
-      const a = parseAddress(s.ip);
-      return Boolean(a && a.family === family && maskValue(a.value, family, length) === block.base);
-    };
-    const ownSources = profile.publicSources.filter(inBlock);
-    const keys = [...new Set(members.map((m) => m.key))].sort();
+  for (const [block, via] of chosen) {
+    const h = hits.get(block) ?? { own: new Set<bigint>(), sources: [] };
     const cidr = formatPrefix(block);
+    const others = block.keys.filter((k) => k !== profile.accessKeyId).length;
+    const what = `${block.members} rotating ${block.family === 6 ? '/64s' : 'addresses'} (each seen on ≤ ${T.poolMemberMaxDays} days${others > 0 ? `, from ${block.keys.includes(profile.accessKeyId) ? 'this key and ' : ''}${others} other key${others === 1 ? '' : 's'}` : ''})`;
     pools.push({
+      vpcId: block.scope === '' ? null : block.scope,
       cidr,
-      family,
+      family: block.family,
       base: block.base,
-      length,
-      keyAddresses: ownSources.map((s) => s.ip).sort(compareAddressText),
-      evidenceAddresses: distinct.length,
-      keys,
-      calls: ownSources.reduce((n, s) => n + s.calls, 0),
+      length: block.length,
+      keyAddresses: h.sources.map((s) => s.ip).sort(compareAddressText),
+      evidenceAddresses: block.members,
+      keys: block.keys,
+      calls: h.sources.reduce((n, s) => n + s.calls, 0),
       reason:
-        `${distinct.length} rotating addresses (each seen on ≤ ${T.poolMemberMaxDays} days)` +
-        (keys.length > 1 ? ` from ${keys.length} keys` : '') +
-        ` spread over ${cidr}: looks like a dynamic egress pool (e.g. Function Compute, hosted CI); the block is proposed, not the fragments`,
+        `${what} fill ${cidr}${block.scope ? ` in ${block.scope}` : ''} like a dynamic pool (${block.scope ? 'autoscaled instances' : 'e.g. Function Compute, hosted CI runners'})` +
+        (via ? `; ${via}` : `: the block is proposed, not ${h.own.size} fragment${h.own.size === 1 ? '' : 's'}`),
     });
   }
-  return pools.sort((a, b) => compareCidr(a, b));
+  return pools.sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || compareCidr(a, b));
 }
 
 function compareCidr(a: { family: IpFamily; base: bigint; length: number }, b: { family: IpFamily; base: bigint; length: number }): number {
@@ -209,6 +373,8 @@ export function compareAddressText(a: string, b: string): number {
 export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: TimeWindow): SuspiciousSource[] {
   const T = SUSPICION_THRESHOLDS;
   const keyStart = ms(profile.firstSeen);
+  const governedCalls = profile.publicSources.reduce((n, s) => n + s.calls, 0) + profile.vpcSources.reduce((n, s) => n + s.calls, 0);
+  const keyDailyCalls = governedCalls / Math.max(1, Math.ceil((ms(profile.lastSeen) - keyStart) / DAY_MS));
   const keyEnd = Math.min(ms(profile.lastSeen), window ? ms(window.to) : Infinity);
   const isNew = (s: SourceUsage): boolean => ms(s.firstSeen) >= keyStart + T.newAfterDays * DAY_MS;
   const established = profile.publicSources.filter((s) => !isNew(s));
@@ -217,10 +383,20 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
     const a = parseAddress(s.ip);
     if (a) nearGroups.add(groupKey(a.family, a.value, T.nearPrefix[a.family]));
   }
-  const establishedSensitive = established.some((s) => s.sensitiveCalls > 0);
+  // Sensitive APIs include ordinary reads (DescribeRegions, ListBuckets): what counts is a share well above the key's own.
+  const baseline = [...established, ...profile.vpcSources];
+  const baselineCalls = baseline.reduce((n, s) => n + s.calls, 0);
+  const baselineSensitiveShare = baselineCalls > 0 ? baseline.reduce((n, s) => n + s.sensitiveCalls, 0) / baselineCalls : 0;
   const inPool = (family: IpFamily, value: bigint): boolean =>
     pools.some((p) => p.family === family && maskValue(value, family, p.length) === p.base);
 
+  // A key whose established traffic all comes from dynamic pools has no fixed egress to grow.
+  const establishedCalls = established.reduce((n, s) => n + s.calls, 0);
+  const pooledCalls = established.reduce((n, s) => {
+    const a = parseAddress(s.ip);
+    return a && inPool(a.family, a.value) ? n + s.calls : n;
+  }, 0);
+  const poolOnly = establishedCalls > 0 && pooledCalls >= T.poolOnlyShare * establishedCalls;
   const leaks: SuspiciousSource[] = [];
   for (const s of profile.publicSources) {
     if (!isNew(s)) continue;
@@ -230,21 +406,29 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
     const far = !pooled && !nearGroups.has(groupKey(a.family, a.value, T.nearPrefix[a.family]));
     const errorShare = s.calls > 0 ? s.errorCalls / s.calls : 0;
     const highError = s.errorCalls >= T.leakMinErrorCalls && errorShare >= T.leakErrorShare;
-    const sensitive = s.sensitiveCalls > 0 && !establishedSensitive;
+    const sensitiveShare = s.calls > 0 ? s.sensitiveCalls / s.calls : 0;
+    const sensitive = s.sensitiveCalls >= T.leakMinSensitiveCalls && sensitiveShare >= Math.max(T.leakSensitiveShare, T.leakSensitiveOverBaseline * baselineSensitiveShare);
     const stopped = s.days >= T.quietRunMinDays && ms(s.lastSeen) <= keyEnd - T.stopGapDays * DAY_MS;
+    // Growth (a new NAT, a new EIP) moves real load; a leaked key used on the side carries a sliver of it.
+    const minor = s.days >= T.quietRunMinDays && s.calls / s.days < T.leakMinorShare * keyDailyCalls;
     const loud = (far && (highError || sensitive)) || (highError && sensitive);
-    const quiet = far && stopped;
+    const offPattern = far && s.days >= T.quietRunMinDays && poolOnly;
+    const quiet = far && (stopped || minor || offPattern);
     if (!loud && !quiet) continue;
     const signals: LeakSignal[] = ['new-source'];
     if (far) signals.push('far-from-key-networks');
     if (highError) signals.push('high-error-share');
     if (sensitive) signals.push('sensitive-calls');
     if (stopped) signals.push('run-then-stopped');
+    if (minor && !stopped) signals.push('minor-share');
+    if (offPattern) signals.push('fixed-address-on-pool-key');
     const parts = [`new since ${s.firstSeen.slice(0, 10)}`];
     if (far) parts.push('far from the key\'s other networks');
     if (highError) parts.push(`${Math.round(errorShare * 100)}% errors`);
     if (sensitive) parts.push(`${s.sensitiveCalls} sensitive call${s.sensitiveCalls === 1 ? '' : 's'}`);
     if (stopped) parts.push(`active ${s.days} days, silent since ${s.lastSeen.slice(0, 10)}`);
+    if (offPattern) parts.push('a fixed address on a key that otherwise calls only from dynamic pools');
+    else if (minor && !stopped) parts.push(`${Math.round(s.calls / s.days)} calls a day, under ${Math.round(T.leakMinorShare * 100)}% of the key's ${Math.round(keyDailyCalls)}`);
     leaks.push({
       ip: s.ip,
       family: a.family,
@@ -262,8 +446,14 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   return leaks.sort((x, y) => compareAddressText(x.ip, y.ip));
 }
 
-/** Both heuristics for one key. Pools first: an address inside a pool is not "far" merely for being new. */
+/**
+ * Both heuristics for one key. Pools first: an address inside a pool is not "far" merely for being new.
+ * Pool evidence is shared: pass every key of the account as `accountProfiles` (the same array for every key,
+ * so the pool index is built once).
+ */
 export function classifySources(profile: KeyProfile, context?: SuspicionContext): { leaks: SuspiciousSource[]; pools: PoolGuess[] } {
-  const pools = guessPools(profile, context?.accountProfiles ?? []);
-  return { leaks: findLeaks(profile, pools, context?.window), pools };
+  const account = context?.accountProfiles ?? [];
+  const index = buildPoolIndex(account.includes(profile) ? account : [...account, profile]);
+  const pools = guessPools(profile, index);
+  return { leaks: findLeaks(profile, pools.filter((p) => p.vpcId === null), context?.window), pools };
 }
