@@ -60,12 +60,12 @@ function toWire(group: SlsLogGroup): WireGroup {
 
 /** Encodes one `LogGroup` as the bytes of a `LogGroupList.logGroupList` entry (field 1, length-delimited), so lists concatenate. */
 export function encodeLogGroupEntry(group: SlsLogGroup): Uint8Array {
-  const inner = LogGroupType.encode(LogGroupType.fromObject(toWire(group))).finish();
+  const inner = LogGroupType.encode(toWire(group)).finish();
   const writer = protobuf.Writer.create();
   writer.uint32((1 << 3) | 2).bytes(inner);
   return writer.finish();
 }
 
 export function encodeLogGroupList(groups: SlsLogGroup[]): Uint8Array {
-  return LogGroupListType.encode(LogGroupListType.fromObject({ logGroupList: groups.map(toWire) })).finish();
+  return LogGroupListType.encode({ logGroupList: groups.map(toWire) }).finish();
 }
