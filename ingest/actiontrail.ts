@@ -3,7 +3,7 @@
 // `ingest/file-ingest.ts`) takes its field list and classification rules from here too, and only vouches
 // for the simple cases: everything else it hands back to `normalizeRecord`.
 import { parseAddress, isPublicAddress } from '../model/address.ts';
-import { isAclDenial, isExemptService, isTemporaryKey } from '../model/acl-rules.ts';
+import { DEFAULT_DENIAL_PATTERNS, exemptServiceList, isAclDenial, isExemptService, isTemporaryKey } from '../model/acl-rules.ts';
 import type { AuditEvent, IpFamily, KeyKind, Rejection, RejectionReason, SourceKind } from '../model/types.ts';
 
 /** A record longer than this is not an event (events are a few KiB; a LookupEvents page well under 1 MiB). */
@@ -22,10 +22,10 @@ const BINARY_RE = /[\u0000-\u0008\u000e-\u001f\ufffd]/;
  * (`ecs.aliyuncs.com`). Dotted masks such as `192.168.XX.XX` or `XX.XX.XX.XX` are not host names.
  * Shared with the SQL fast path (RE2 and JS read it the same way).
  */
-export const SERVICE_HOST_PATTERN = '^[a-z][a-z0-9-]*(\\.[a-z0-9-]+)*\\.[a-z]{2,63}$';
-export const MASKED_PATTERN = '^[x.*]+$';
-const SERVICE_HOST_RE = new RegExp(SERVICE_HOST_PATTERN, 'i');
-const MASKED_RE = new RegExp(MASKED_PATTERN, 'i');
+export const SERVICE_HOST_PATTERN = '^[a-zA-Z][a-zA-Z0-9-]*(\\.[a-zA-Z0-9-]+)*\\.[a-zA-Z]{2,63}$';
+export const MASKED_PATTERN = '^[xX.*]+$';
+const SERVICE_HOST_RE = new RegExp(SERVICE_HOST_PATTERN);
+const MASKED_RE = new RegExp(MASKED_PATTERN);
 
 /**
  * Turns one raw record (JSON text or an already parsed value) into events and rejections. Accepts an SLS
@@ -266,4 +266,119 @@ export function parseEventTime(text: string): string | null {
   const d = new Date(Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMinutes * 60_000);
   const iso = d.toISOString();
   return millis === 0 ? iso.replace(/\.\d{3}Z$/, 'Z') : iso;
+}
+
+// ---------------------------------------------------------------- the SQL fast path (files)
+
+/**
+ * Marks on rows the SQL fast path writes and the file ingest resolves in the same transaction: a line the
+ * SQL does not vouch for (normalized again by `normalizeRecord`), an event already stored, an event whose
+ * source text only `classifySource` can classify (IPv6, masked, padded…).
+ */
+export const FAST_PATH_MARK = { deferred: '~deferred', duplicate: '~duplicate', pendingSource: '~pending' } as const;
+
+/** The event fields the fast path extracts; userIdentity stays JSON so a non-object can be told apart. */
+const EVENT_STRUCT = JSON.stringify({
+  eventId: 'VARCHAR', eventTime: 'VARCHAR', eventName: 'VARCHAR', eventSource: 'VARCHAR', serviceName: 'VARCHAR',
+  eventType: 'VARCHAR', acsRegion: 'VARCHAR', sourceIpAddress: 'VARCHAR', vpcId: 'VARCHAR', userAgent: 'VARCHAR',
+  errorCode: 'VARCHAR', errorMessage: 'VARCHAR', requestId: 'VARCHAR', userIdentity: 'JSON',
+});
+const IDENTITY_STRUCT = JSON.stringify({ type: 'VARCHAR', accessKeyId: 'VARCHAR', accountId: 'VARCHAR', principalId: 'VARCHAR', userName: 'VARCHAR' });
+const OUTER_STRUCT = JSON.stringify({ event: 'VARCHAR', Events: 'JSON' });
+
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+/** Canonical dotted-quad IPv4 (what `parseAddress` accepts and prints unchanged). */
+const CANONICAL_V4_PATTERN = `^${OCTET}(\\.${OCTET}){3}$`;
+/** What String.prototype.trim removes. */
+const JS_WHITESPACE = ' \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff';
+
+function sqlLiteral(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`;
+}
+
+/**
+ * One SELECT over `lines` (a relation with `line_no`, `line`) producing rows in `events` column order. Lines
+ * the SQL can vouch for (an SLS export line or a bare event, with a plain eventId, an object userIdentity and
+ * an `YYYY-MM-DDTHH:MM:SSZ` eventTime) become events classified exactly as `normalizeRecord` does; every
+ * other line becomes a `~deferred` row holding the raw line in `error_message`, for `normalizeRecord`.
+ * Events already in `events` become `~duplicate` rows. `$1` is the run ID.
+ */
+export function fastPathSelectSql(lines: string): string {
+  const exempt = `[${exemptServiceList().map(sqlLiteral).join(', ')}]::VARCHAR[]`;
+  const ws = sqlLiteral(JS_WHITESPACE);
+  const denial = DEFAULT_DENIAL_PATTERNS.map((p) => `contains(lower(coalesce(error_code, '') || chr(10) || coalesce(error_message, '')), ${sqlLiteral(p.toLowerCase())})`).join(' OR ');
+  return `
+WITH parsed AS (
+  SELECT line_no, line, o,
+    CASE
+      WHEN o.event IS NOT NULL THEN CASE WHEN starts_with(o.event, '{') THEN try(json_transform(o.event, ${sqlLiteral(EVENT_STRUCT)})) END
+      WHEN o IS NOT NULL AND o."Events" IS NULL AND starts_with(line, '{') AND NOT contains(line, '"event.') THEN try(json_transform(line, ${sqlLiteral(EVENT_STRUCT)}))
+    END AS e
+  FROM (SELECT line_no, line, try(json_transform(line, ${sqlLiteral(OUTER_STRUCT)})) AS o FROM ${lines})
+),
+fields AS (
+  SELECT line_no, line,
+    e.eventId AS event_id,
+    try_cast(replace(e.eventTime, 'Z', '') AS TIMESTAMP) AS event_time,
+    e.eventTime AS event_time_text,
+    nullif(e.eventName, '') AS event_name, nullif(e.eventSource, '') AS event_source, nullif(e.serviceName, '') AS service_name,
+    nullif(e.eventType, '') AS event_type, nullif(e.acsRegion, '') AS region, nullif(e.sourceIpAddress, '') AS ip,
+    nullif(e.vpcId, '') AS vpc_id, nullif(e.userAgent, '') AS user_agent, nullif(e.errorCode, '') AS error_code,
+    nullif(e.errorMessage, '') AS error_message, nullif(e.requestId, '') AS request_id,
+    CASE WHEN starts_with(CAST(e.userIdentity AS VARCHAR), '{') THEN json_transform(e.userIdentity, ${sqlLiteral(IDENTITY_STRUCT)}) END AS u
+  FROM parsed
+),
+checked AS (
+  SELECT *,
+    coalesce(
+      u IS NOT NULL
+      AND ascii(event_id) BETWEEN 33 AND 126
+      AND regexp_full_match(event_time_text, '[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z')
+      AND event_time IS NOT NULL
+      AND strlen(line) <= ${MAX_RECORD_CHARS}
+      AND NOT contains(line, chr(65533)),
+      false) AS ok,
+    nullif(u.accessKeyId, '') AS access_key_id, nullif(u.type, '') AS identity_type,
+    regexp_full_match(ip, ${sqlLiteral(CANONICAL_V4_PATTERN)}) AS v4
+  FROM fields
+),
+classified AS (
+  SELECT *,
+    CASE
+      WHEN ip IS NULL THEN 'invalid'
+      WHEN v4 THEN CASE
+        WHEN vpc_id IS NOT NULL THEN 'vpc'
+        WHEN CAST(split_part(ip, '.', 1) AS INTEGER) IN (0, 10, 127) OR CAST(split_part(ip, '.', 1) AS INTEGER) >= 224
+          OR (CAST(split_part(ip, '.', 1) AS INTEGER) = 172 AND CAST(split_part(ip, '.', 2) AS INTEGER) BETWEEN 16 AND 31)
+          OR (CAST(split_part(ip, '.', 1) AS INTEGER) = 192 AND CAST(split_part(ip, '.', 2) AS INTEGER) = 168)
+          OR (CAST(split_part(ip, '.', 1) AS INTEGER) = 100 AND CAST(split_part(ip, '.', 2) AS INTEGER) BETWEEN 64 AND 127)
+          OR (CAST(split_part(ip, '.', 1) AS INTEGER) = 169 AND CAST(split_part(ip, '.', 2) AS INTEGER) = 254) THEN 'internal'
+        ELSE 'public' END
+      WHEN ip = 'internal' THEN 'internal'
+      WHEN regexp_full_match(ip, ${sqlLiteral(SERVICE_HOST_PATTERN)}) AND NOT regexp_full_match(ip, ${sqlLiteral(MASKED_PATTERN)}) THEN 'service'
+      ELSE '${FAST_PATH_MARK.pendingSource}'
+    END AS source_kind,
+    ok AND event_id IN (SELECT event_id FROM events) AS stored
+  FROM checked
+)
+SELECT
+  CASE WHEN ok AND NOT stored THEN event_id ELSE chr(1) || CAST(line_no AS VARCHAR) END AS event_id,
+  CASE WHEN ok THEN event_time ELSE TIMESTAMP '1970-01-01' END AS event_time,
+  CASE WHEN ok THEN event_name END, CASE WHEN ok THEN event_source END, CASE WHEN ok THEN service_name END,
+  CASE WHEN ok THEN event_type END, CASE WHEN ok THEN region END,
+  CASE WHEN ok THEN ip END AS source_ip,
+  CASE WHEN NOT ok THEN '${FAST_PATH_MARK.deferred}' WHEN stored THEN '${FAST_PATH_MARK.duplicate}' ELSE source_kind END AS source_kind,
+  CASE WHEN ok AND v4 THEN 4 END AS ip_family,
+  CASE WHEN ok THEN vpc_id END, CASE WHEN ok THEN user_agent END, CASE WHEN ok THEN error_code END,
+  CASE WHEN ok THEN error_message ELSE line END AS error_message,
+  CASE WHEN ok THEN access_key_id END,
+  CASE WHEN NOT ok THEN 'none' WHEN starts_with(coalesce(access_key_id, ''), 'STS.') OR identity_type = 'assumed-role' THEN 'sts'
+    WHEN access_key_id IS NOT NULL THEN 'permanent' ELSE 'none' END AS key_kind,
+  CASE WHEN ok THEN identity_type END,
+  CASE WHEN ok THEN nullif(u.accountId, '') END, CASE WHEN ok THEN nullif(u.principalId, '') END, CASE WHEN ok THEN nullif(u.userName, '') END,
+  coalesce(ok AND (list_contains(${exempt}, lower(trim(service_name, ${ws}))) OR list_contains(${exempt}, split_part(lower(trim(event_source, ${ws})), '.', 1))), false) AS exempt,
+  coalesce(ok AND (${denial}), false) AS acl_denied,
+  CASE WHEN ok THEN request_id END,
+  $1 AS run_id
+FROM classified`;
 }

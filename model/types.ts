@@ -253,4 +253,8 @@ export interface IngestSummary {
   eventsPerSecond: number;
   /** Human-readable problems with whole inputs (missing path, unreadable file), each naming the input. */
   errors: string[];
+  /** Facts worth saying that are not problems (an empty file). */
+  notes?: string[];
+  /** The first rejected records, each naming its input and location (all of them are in quarantine). */
+  rejected?: Array<RecordLocation & { reason: RejectionReason; detail: string }>;
 }

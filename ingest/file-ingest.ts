@@ -1,0 +1,331 @@
+// File ingest: files → records → events/rejections → store, resumable and exactly-once per event.
+// Each file takes the SQL fast path when it is NDJSON (DuckDB reads, parses and classifies it; lines the SQL
+// does not vouch for go through `normalizeRecord`), all in one transaction with the file's checkpoint; other
+// files (JSON arrays, files the fast path cannot read, a partly read file) are streamed in batches, each
+// batch committed with its checkpoint.
+import { classifySource, FAST_PATH_MARK, fastPathSelectSql, MAX_RECORD_CHARS, normalizeRecord } from './actiontrail.ts';
+import { sqlString, type Store } from './store.ts';
+import {
+  decodePosition,
+  encodePosition,
+  expandInputs,
+  readFileBatches,
+  sniffFile,
+  type FileInput,
+  type FileKind,
+  type RawRecord,
+} from './sources/file.ts';
+import type { AuditEvent, IngestSummary, RecordLocation, Rejection, RejectionReason } from '../model/types.ts';
+
+export interface IngestFilesOptions {
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Let DuckDB read NDJSON files itself (default true); false streams every file through `normalizeRecord`. */
+  fastPath?: boolean;
+  /** Records per committed batch on the streaming path. */
+  batchRecords?: number;
+  /** Read files again even when their checkpoint says they were fully ingested. */
+  ignoreCheckpoints?: boolean;
+}
+
+/** How many rejected records the summary names (all of them are in quarantine). */
+export const SUMMARY_REJECTION_SAMPLES = 20;
+
+type Located = Rejection & RecordLocation;
+
+class Tally {
+  read = 0;
+  inserted = 0;
+  duplicates = 0;
+  quarantined = 0;
+  skipped = 0;
+  byReason: Partial<Record<RejectionReason, number>> = {};
+  errors: string[] = [];
+  notes: string[] = [];
+  samples: Array<RecordLocation & { reason: RejectionReason; detail: string }> = [];
+
+  reject(rejections: Located[]): void {
+    for (const r of rejections) {
+      this.byReason[r.reason] = (this.byReason[r.reason] ?? 0) + 1;
+      if (this.samples.length < SUMMARY_REJECTION_SAMPLES) this.samples.push({ source: r.source, location: r.location, reason: r.reason, detail: r.detail });
+    }
+  }
+}
+
+/** Ingests files, directories and globs into the store; returns what happened (never throws for bad input). */
+export async function ingestFiles(store: Store, paths: string[], options: IngestFilesOptions = {}): Promise<IngestSummary> {
+  const started = process.hrtime.bigint();
+  const tally = new Tally();
+  const { files, missing } = await expandInputs(paths);
+  const runId = await store.beginRun('file');
+  let status: 'ok' | 'partial' | 'failed' = 'failed';
+  try {
+    await configureForIngest(store);
+    if (missing.length > 0) {
+      const rejections: Located[] = missing.map((m) => ({ source: m.path, location: 'path', reason: 'unreadable-file', detail: m.message, raw: '' }));
+      await store.writeBatch({ runId, events: [], rejections, checkpoints: [] });
+      tally.quarantined += rejections.length;
+      tally.reject(rejections);
+      tally.errors.push(...missing.map((m) => m.message));
+    }
+    const totalBytes = files.reduce((n, f) => n + f.size, 0);
+    let doneBytes = 0;
+    for (const file of files) {
+      await ingestOneFile(store, runId, file, options, tally, (bytes) => options.onProgress?.(doneBytes + bytes, totalBytes));
+      doneBytes += file.size;
+      options.onProgress?.(doneBytes, totalBytes);
+    }
+    status = tally.quarantined > 0 || tally.errors.length > 0 ? 'partial' : 'ok';
+  } finally {
+    const summary = summarize(tally, runId, started);
+    await store.finishRun(runId, summary, status).catch(() => undefined);
+  }
+  return summarize(tally, runId, started);
+}
+
+function summarize(t: Tally, runId: number, started: bigint): IngestSummary {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return {
+    source: 'file',
+    runId,
+    read: t.read,
+    inserted: t.inserted,
+    duplicates: t.duplicates,
+    quarantined: t.quarantined,
+    quarantinedByReason: Object.fromEntries(Object.entries(t.byReason).sort(([a], [b]) => (a < b ? -1 : 1))),
+    skipped: t.skipped,
+    seconds,
+    eventsPerSecond: seconds > 0 ? t.read / seconds : 0,
+    errors: t.errors,
+    notes: t.notes,
+    rejected: t.samples,
+  };
+}
+
+/** Bounded memory on a shared machine; insertion order kept so line numbers follow the file. */
+async function configureForIngest(store: Store): Promise<void> {
+  const memory = process.env.KEYFENCE_MEMORY_LIMIT ?? '1GB';
+  await store.run(`SET memory_limit = ${sqlString(memory)}`);
+  await store.run(`SET preserve_insertion_order = true`);
+  if (process.env.KEYFENCE_THREADS) await store.run(`SET threads = ${Number(process.env.KEYFENCE_THREADS)}`);
+}
+
+async function ingestOneFile(store: Store, runId: number, file: FileInput, options: IngestFilesOptions, tally: Tally, progress: (bytes: number) => void): Promise<void> {
+  const checkpoint = await store.getCheckpoint(file.source);
+  const sameFile = checkpoint !== null && checkpoint.fingerprint === file.fingerprint && !options.ignoreCheckpoints;
+  if (sameFile && checkpoint.complete) {
+    tally.skipped++;
+    return;
+  }
+  const resumeFrom = sameFile ? decodePosition(checkpoint.position) : null;
+  let kind: FileKind;
+  try {
+    kind = await sniffFile(file.absPath);
+  } catch (e) {
+    await rejectWholeFile(store, runId, file, tally, 'unreadable-file', `${file.path}: cannot read (${(e as Error).message})`, '');
+    return;
+  }
+  if (kind.format === 'empty') {
+    tally.notes.push(`${file.path}: empty file, nothing to ingest`);
+    await store.writeBatch({ runId, events: [], rejections: [], checkpoints: [{ source: file.source, position: encodePosition({ records: 0, lines: 0, byte: 0 }), complete: true, fingerprint: file.fingerprint }] });
+    return;
+  }
+  if (kind.format === 'binary') {
+    const preview = await readPreview(file.absPath);
+    await rejectWholeFile(store, runId, file, tally, 'binary-data', `${file.path}: binary file (NUL bytes at the start), not JSON text`, preview);
+    return;
+  }
+  if (options.fastPath !== false && kind.format === 'ndjson' && resumeFrom === null) {
+    const done = await tryFastPath(store, runId, file, kind, tally);
+    if (done) {
+      progress(file.size);
+      return;
+    }
+  }
+  await streamFile(store, runId, file, kind, resumeFrom, options, tally, progress);
+}
+
+async function rejectWholeFile(store: Store, runId: number, file: FileInput, tally: Tally, reason: RejectionReason, detail: string, raw: string): Promise<void> {
+  const rejection: Located = { source: file.path, location: 'line 1', reason, detail, raw };
+  await store.writeBatch({ runId, events: [], rejections: [rejection], checkpoints: [{ source: file.source, position: encodePosition({ records: 0, lines: 0, byte: null }), complete: true, fingerprint: file.fingerprint }] });
+  tally.quarantined++;
+  tally.reject([rejection]);
+  tally.errors.push(detail);
+}
+
+async function readPreview(absPath: string): Promise<string> {
+  const { open } = await import('node:fs/promises');
+  const handle = await open(absPath, 'r');
+  try {
+    const buf = Buffer.alloc(1024);
+    const { bytesRead } = await handle.read(buf, 0, 1024, 0);
+    return buf.subarray(0, bytesRead).toString('latin1');
+  } finally {
+    await handle.close();
+  }
+}
+
+// ---------------------------------------------------------------- streaming path
+
+function recordToResult(rec: RawRecord, file: FileInput): { events: AuditEvent[]; rejections: Located[] } {
+  const location = `line ${rec.line}`;
+  if (rec.fullLength !== undefined) {
+    return {
+      events: [],
+      rejections: [{ source: file.path, location, reason: 'line-too-long', detail: `${file.path}:${rec.line}: record is ${rec.fullLength} characters, over the ${MAX_RECORD_CHARS} limit`, raw: rec.text }],
+    };
+  }
+  const result = normalizeRecord(rec.text);
+  return {
+    events: result.events,
+    rejections: result.rejections.map((r) => ({ ...r, detail: `${file.path}:${rec.line}: ${r.detail}`, source: file.path, location })),
+  };
+}
+
+async function streamFile(
+  store: Store,
+  runId: number,
+  file: FileInput,
+  kind: FileKind,
+  from: ReturnType<typeof decodePosition>,
+  options: IngestFilesOptions,
+  tally: Tally,
+  progress: (bytes: number) => void,
+): Promise<void> {
+  let lastPosition = from ?? { records: 0, lines: 0, byte: 0 };
+  for await (const batch of readFileBatches(file, { kind, from, batchRecords: options.batchRecords ?? 5000, maxRecordChars: MAX_RECORD_CHARS })) {
+    const events: AuditEvent[] = [];
+    const rejections: Located[] = [];
+    for (const rec of batch.records) {
+      const r = recordToResult(rec, file);
+      events.push(...r.events);
+      rejections.push(...r.rejections);
+    }
+    if (batch.failure) {
+      rejections.push({ source: file.path, location: `line ${batch.failure.line}`, reason: batch.failure.reason, detail: `${file.path}: ${batch.failure.detail}`, raw: batch.failure.partial });
+      tally.errors.push(`${file.path}: ${batch.failure.detail}`);
+    }
+    const written = await store.writeBatch({
+      runId,
+      events,
+      rejections,
+      checkpoints: [{ source: file.source, position: encodePosition(batch.position), complete: false, fingerprint: file.fingerprint }],
+    });
+    tally.read += batch.records.length;
+    tally.inserted += written.inserted;
+    tally.duplicates += written.duplicates;
+    tally.quarantined += written.quarantined;
+    tally.reject(rejections);
+    lastPosition = batch.position;
+    progress(Math.min(batch.bytesRead, file.size));
+  }
+  await store.writeBatch({ runId, events: [], rejections: [], checkpoints: [{ source: file.source, position: encodePosition(lastPosition), complete: true, fingerprint: file.fingerprint }] });
+}
+
+// ---------------------------------------------------------------- SQL fast path
+
+/** Largest line DuckDB is asked to read; a longer one makes the file take the streaming path. */
+const FAST_PATH_MAX_LINE_BYTES = 2 * MAX_RECORD_CHARS;
+
+/**
+ * One transaction for the whole file: DuckDB reads every line, inserts the events it vouches for, and marks
+ * the rest; the marks are resolved (`normalizeRecord` for deferred lines, `classifySource` for source texts
+ * only it can classify), in-file repeats removed, and the checkpoint written. Returns false (nothing
+ * committed) when DuckDB cannot read the file, so the caller streams it instead.
+ */
+async function tryFastPath(store: Store, runId: number, file: FileInput, kind: FileKind, tally: Tally): Promise<boolean> {
+  const lines = `(SELECT row_number() OVER () AS line_no, line FROM read_csv(${sqlString(file.absPath)}, columns = {'line': 'VARCHAR'},
+      delim = chr(1), quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n', strict_mode = false,
+      compression = '${kind.gzip ? 'gzip' : 'none'}', max_line_size = ${FAST_PATH_MAX_LINE_BYTES}) WHERE line IS NOT NULL)`;
+  try {
+    const t0 = performance.now();
+    const lap = (label: string): void => {
+      if (process.env.KEYFENCE_DEBUG) process.stderr.write(`  ${label}: ${((performance.now() - t0) / 1000).toFixed(2)}s\n`);
+    };
+    const counts = await store.transaction(async () => {
+      const [before] = await store.query<{ max: number | null }>(`SELECT max(rowid) AS max FROM events`);
+      const after = `rowid > ${Number(before?.max ?? -1)}`;
+      await store.run(`INSERT INTO events ${fastPathSelectSql(lines)}`, [runId]);
+      lap('insert');
+      const marks = await store.query<{ kind: string; n: number }>(
+        `SELECT source_kind AS kind, count(*) AS n FROM events WHERE ${after} GROUP BY source_kind`,
+      );
+      lap('marks');
+      const total = marks.reduce((n, m) => n + m.n, 0);
+      const storedDuplicates = marks.find((m) => m.kind === FAST_PATH_MARK.duplicate)?.n ?? 0;
+      const deferredCount = marks.find((m) => m.kind === FAST_PATH_MARK.deferred)?.n ?? 0;
+      const deferred = deferredCount === 0 ? [] : await store.query<{ id: string; line: string }>(
+        `SELECT event_id AS id, error_message AS line FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.deferred}' ORDER BY rowid`,
+      );
+      if (deferredCount > 0 || storedDuplicates > 0) {
+        await store.run(`DELETE FROM events WHERE ${after} AND source_kind IN ('${FAST_PATH_MARK.deferred}', '${FAST_PATH_MARK.duplicate}')`);
+      }
+      if (marks.some((m) => m.kind === FAST_PATH_MARK.pendingSource)) await resolvePendingSources(store, after);
+      lap('pending');
+      const inFileRepeats = await deleteRepeats(store, after);
+      lap('repeats');
+      // Deferred lines: the JS normalizer decides, exactly as on the streaming path.
+      const events: AuditEvent[] = [];
+      const rejections: Located[] = [];
+      let blank = 0;
+      for (const d of deferred) {
+        const text = d.line.endsWith('\r') ? d.line.slice(0, -1) : d.line;
+        if (text.trim() === '') {
+          blank++;
+          continue;
+        }
+        const r = recordToResult({ text, line: Number(d.id.slice(1)) }, file);
+        events.push(...r.events);
+        rejections.push(...r.rejections);
+      }
+      const insertedDeferred = await store.insertEventsInTransaction(runId, events);
+      await store.quarantineInTransaction(runId, rejections);
+      lap('deferred');
+      await store.putCheckpointInTransaction({ source: file.source, position: encodePosition({ records: total, lines: -1, byte: null }), complete: true, fingerprint: file.fingerprint });
+      const fastEvents = total - deferredCount;
+      return {
+        read: total - blank,
+        inserted: fastEvents - storedDuplicates - inFileRepeats + insertedDeferred,
+        duplicates: storedDuplicates + inFileRepeats + (events.length - insertedDeferred),
+        rejections,
+      };
+    });
+    lap('commit');
+    tally.read += counts.read;
+    tally.inserted += counts.inserted;
+    tally.duplicates += counts.duplicates;
+    tally.quarantined += counts.rejections.length;
+    tally.reject(counts.rejections);
+    return true;
+  } catch (e) {
+    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`fast path declined ${file.path}: ${(e as Error).message}\n`);
+    return false;
+  }
+}
+
+/** Source texts the SQL left to `classifySource` (IPv6, IPv4-mapped, masked, padded…): classified once per distinct value. */
+async function resolvePendingSources(store: Store, after: string): Promise<void> {
+  const pending = await store.query<{ ip: string; has_vpc: boolean }>(
+    `SELECT DISTINCT source_ip AS ip, vpc_id IS NOT NULL AS has_vpc FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.pendingSource}'`,
+  );
+  const rows = pending.map((p) => {
+    const c = classifySource(p.ip, p.has_vpc ? 'vpc' : null);
+    return { raw: p.ip, hasVpc: p.has_vpc, ip: c.sourceIp, kind: c.sourceKind, family: c.ipFamily };
+  });
+  await store.run(`CREATE OR REPLACE TEMP TABLE pending_sources AS
+    SELECT * FROM (SELECT unnest(from_json(?::JSON, '[{"raw":"VARCHAR","hasVpc":"BOOLEAN","ip":"VARCHAR","kind":"VARCHAR","family":"UTINYINT"}]'), recursive := true))`, [JSON.stringify(rows)]);
+  await store.run(`UPDATE events SET source_ip = m.ip, source_kind = m.kind, ip_family = m.family
+    FROM pending_sources m
+    WHERE events.${after} AND events.source_kind = '${FAST_PATH_MARK.pendingSource}' AND events.source_ip = m.raw AND (events.vpc_id IS NOT NULL) = m.hasVpc`);
+  await store.run(`DROP TABLE pending_sources`);
+}
+
+/** An event repeated within the file keeps its first line; returns how many repeats were removed. */
+async function deleteRepeats(store: Store, after: string): Promise<number> {
+  const reader = await store.connection.runAndReadAll(`DELETE FROM events WHERE rowid IN (
+    SELECT rid FROM (
+      SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid) AS rn
+      FROM events WHERE ${after} AND hash(event_id) IN (
+        SELECT h FROM (SELECT hash(event_id) AS h FROM events WHERE ${after}) GROUP BY h HAVING count(*) > 1)
+    ) WHERE rn > 1)`);
+  return Number(reader.getRowsJS()[0]?.[0] ?? 0);
+}
