@@ -22,7 +22,7 @@ export interface KeyPlan {
   /** Pool blocks this key uses (admitted whole). */
   pools: PoolGuess[];
   leaks: SuspiciousSource[];
-  /** Leak addresses that must stay out of every entry (leaks inside a pool the key uses cannot). */
+  /** Leak addresses that must stay out of every entry (carved out of a pool block when one holds them). */
   forbidden: Array<{ family: IpFamily; value: bigint }>;
   excluded: Excluded[];
   warnings: string[];
@@ -134,10 +134,9 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     if (leak && !include) {
       plan.leaks.push(leak);
       if (pool) {
-        plan.warnings.push(`possible leak from ${s.ip} lies inside the dynamic pool ${pool.cidr} this key uses: an ACL cannot tell them apart; investigate and rotate the key if these calls were not yours`);
-      } else {
-        plan.forbidden.push({ family: c.family, value: c.value });
+        plan.warnings.push(`possible leak from ${s.ip} lies inside the dynamic pool ${pool.cidr} this key uses: the address is carved out of the pool block, but an intruder on the same pool would still pass; investigate and rotate the key if these calls were not yours`);
       }
+      plan.forbidden.push({ family: c.family, value: c.value });
       plan.excluded.push({ source: s.ip, code: 'possible-leak', calls: s.calls, reason: `${leak.reason}; admit it only with --include ${s.ip}` });
       continue;
     }

@@ -96,20 +96,19 @@ export function widenWithHeadroom(points: Block[], headroom: number, minLength: 
   return out;
 }
 
-/** Splits `prefix` until no part holds a forbidden address, keeping only parts that hold items. */
+/** Splits `prefix` until no part holds a forbidden address, keeping only parts that hold or meet an item. */
 function carve(prefix: Prefix, items: Prefix[], forbidden: Array<{ family: IpFamily; value: bigint }>): Prefix[] {
   const inside = forbidden.filter((f) => contains(prefix, f.family, f.value));
   if (inside.length === 0) return [prefix];
-  // An item block that itself holds a forbidden address (a pool) cannot be cut without breaking its key.
-  if (items.some((i) => i.length <= prefix.length)) return [prefix];
   const bits = FAMILY_BITS[prefix.family];
-  if (prefix.length >= bits) return [prefix];
+  if (prefix.length >= Math.min(bits, UNIT_BITS[prefix.family])) return [];
   const out: Prefix[] = [];
   const childLength = prefix.length + 1;
   for (const half of [0n, 1n]) {
     const base = prefix.base | (half << BigInt(bits - childLength));
     const child: Prefix = { family: prefix.family, base, length: childLength };
-    const childItems = items.filter((i) => maskValue(i.base, i.family, childLength) === base);
+    // An item wider than the child (a pool block) meets it too: the pool is kept, minus the forbidden address.
+    const childItems = items.filter((i) => (i.length <= childLength ? maskValue(base, i.family, i.length) === i.base : maskValue(i.base, i.family, childLength) === base));
     if (childItems.length > 0) out.push(...carve(child, childItems, inside));
   }
   return out;
@@ -162,24 +161,45 @@ export function buildRule(
   if (kept.length === 0) return { prefixes: [], cidrs: [], evidence: [], dropped, admittedUnits: { 4: 0n, 6: 0n } };
 
   const coverItems: CoverItem[] = kept.map((b) => ({ family: b.family, base: b.base, length: b.length }));
+  const coverAndCarve = (budget: number): Prefix[] =>
+    optimalCover(coverItems, { maxEntries: budget, minLength: settings.minLength }).prefixes.flatMap((p) =>
+      carve(
+        { family: p.family, base: p.base, length: p.length },
+        kept.filter((b) => b.family === p.family && b.length >= p.length && maskValue(b.base, b.family, p.length) === p.base),
+        forbidden,
+      ),
+    );
+  // Carving adds entries: lower the budget until the carved cover fits, never below the guardrail's minimum.
+  const minimum = new Set(kept.map((b) => `${b.family}|${maskValue(b.base, b.family, settings.minLength[b.family]).toString(16)}`)).size;
   let budget = settings.maxEntries;
-  let prefixes: Prefix[] = [];
-  for (;;) {
-    const cover = optimalCover(coverItems, { maxEntries: budget, minLength: settings.minLength });
-    const covered = cover.prefixes.map((p) => ({ family: p.family, base: p.base, length: p.length }));
-    prefixes = covered.flatMap((p) => carve(p, kept.filter((b) => b.family === p.family && b.length >= p.length && maskValue(b.base, b.family, p.length) === p.base), forbidden));
-    if (prefixes.length <= settings.maxEntries || budget <= 1) break;
-    budget = Math.max(1, budget - (prefixes.length - settings.maxEntries));
+  let prefixes = coverAndCarve(budget);
+  while (prefixes.length > settings.maxEntries) {
+    const next = budget - (prefixes.length - settings.maxEntries);
+    if (next < minimum || next < 1) break;
+    budget = next;
+    prefixes = coverAndCarve(budget);
+  }
+  let admittedNow = admitted;
+  let droppedNow = dropped;
+  if (prefixes.length > settings.maxEntries) {
+    // Carving the leaks out left more entries than fit: keep the entries with most calls and drop the rest
+    // (over-limit) rather than admit a possible leak or break the limit.
+    const calls = new Map<Prefix, number>();
+    for (const c of admitted) {
+      const p = prefixes.find((x) => contains(x, c.family, c.value));
+      if (p) calls.set(p, (calls.get(p) ?? 0) + c.usage.calls);
+    }
+    const keep = new Set([...prefixes].sort((a, b) => (calls.get(b) ?? 0) - (calls.get(a) ?? 0) || comparePrefix(a, b)).slice(0, settings.maxEntries));
+    prefixes = prefixes.filter((p) => keep.has(p));
+    const inKept = (c: Candidate): boolean => prefixes.some((p) => contains(p, c.family, c.value));
+    droppedNow = [...dropped, ...admitted.filter((c) => !inKept(c))];
+    admittedNow = admitted.filter(inKept);
   }
   prefixes.sort(comparePrefix);
-  if (prefixes.length > settings.maxEntries) {
-    // Carving could not make room: give up on carving rather than break the limit.
-    prefixes = optimalCover(coverItems, { maxEntries: settings.maxEntries, minLength: settings.minLength }).prefixes.map((p) => ({ family: p.family, base: p.base, length: p.length })).sort(comparePrefix);
-  }
-  const evidence = evidenceFor(prefixes, admitted);
+  const evidence = evidenceFor(prefixes, admittedNow);
   const admittedUnits: Record<IpFamily, bigint> = { 4: 0n, 6: 0n };
   for (const p of prefixes) admittedUnits[p.family] += unitsOf(p);
-  return { prefixes, cidrs: prefixes.map(formatPrefix), evidence, dropped, admittedUnits };
+  return { prefixes, cidrs: prefixes.map(formatPrefix), evidence, dropped: droppedNow, admittedUnits };
 }
 
 /** Which prefix (sorted, disjoint) holds the value: binary search on the base. */

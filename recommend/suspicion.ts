@@ -210,6 +210,9 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
   const units = new Map<string, Map<bigint, Set<string>>>();
   const add = (scope: string, s: SourceUsage, key: string): void => {
     if (s.days > T.poolMemberMaxDays) return;
+    // A loud source (mostly failures, or probing) is no evidence of anyone's pool.
+    if (s.errorCalls >= T.leakMinErrorCalls && s.errorCalls >= T.leakErrorShare * s.calls) return;
+    if (s.sensitiveCalls >= T.leakMinSensitiveCalls && s.sensitiveCalls >= T.leakSensitiveShare * s.calls) return;
     const a = parseAddress(s.ip);
     if (!a) return;
     const id = `${scope}|${a.family}`;
