@@ -1,6 +1,7 @@
 // The push-down path (`analyze --engine sls`): per-key aggregates computed by the logstore's analytic SQL
 // must give the same profiles, and so the same proposal, as ingesting the same logstore and analyzing locally.
 // The local SLS server runs the SQL part with DuckDB over the recorded fixture.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,6 +103,20 @@ describe('analyze --engine sls (push-down)', () => {
     const err = await withServer([{ call: 'GetLogs', nth: 1, kind: 'lose-rows' }], (conn) => loadSourceAggregatesViaSls(conn, { window: WINDOW, retry: FAST_RETRY })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SourceError);
     expect((err as Error).message).toMatch(/do not add up/);
+  });
+
+  it('`keyfence analyze --engine sls --json` prints the same profiles, with the key taken from the environment chain', async () => {
+    const root = join(import.meta.dirname, '..');
+    const args = ['bin/keyfence.js', 'analyze', '--engine', 'sls', '--endpoint', server.endpoint, '--project', fixture.project, '--logstore', fixture.logstore, '--from', WINDOW.from, '--to', WINDOW.to, '--json'];
+    const env = { PATH: process.env.PATH, HOME: dir, ALIBABA_CLOUD_ACCESS_KEY_ID: TEST_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET: TEST_SECRET, ALIBABA_CLOUD_ECS_METADATA_DISABLED: 'true' };
+    const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, args, { cwd: root, env, timeout: 50_000 }, (error, out, err) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout: out, stderr: err }));
+    });
+    expect(stderr).not.toContain(TEST_SECRET);
+    expect(code).toBe(0);
+    const printed = JSON.parse(stdout) as { window: TimeWindow; profiles: KeyProfile[] };
+    expect(printed.window).toEqual(WINDOW);
+    expect(printed.profiles).toEqual(localProfiles);
   });
 
   it('restricted to named keys, matches the local analysis of those keys', async () => {

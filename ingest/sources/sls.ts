@@ -44,7 +44,9 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
 }
 
-const NAME = /^[a-z0-9][a-z0-9_-]{1,126}[a-z0-9]$/;
+/** A project name becomes a host label (`<project>.<endpoint>`); a logstore name a path segment. */
+const PROJECT_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+const LOGSTORE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,126}[a-zA-Z0-9]$/;
 
 /** Builds the SDK client: `credential: new Credential()` is the default chain (env, OIDC, CLI/profile config, ECS RAM role, URI). */
 export function connectSls(target: SlsTarget, options: ConnectOptions = {}): SlsConnection {
@@ -52,8 +54,8 @@ export function connectSls(target: SlsTarget, options: ConnectOptions = {}): Sls
   const protocol = match ? match[1]!.toLowerCase() : 'https';
   const endpoint = match ? match[2]! : target.endpoint.trim();
   if (!endpoint || /[/\s]/.test(endpoint)) throw new UsageError(`--endpoint ${JSON.stringify(target.endpoint)} is not a host`, { hint: 'e.g. cn-hangzhou.log.aliyuncs.com' });
-  if (!NAME.test(target.project)) throw new UsageError(`--project ${JSON.stringify(target.project)} is not an SLS project name`, { hint: 'lowercase letters, digits and hyphens, 3-63 characters' });
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,126}[a-zA-Z0-9]$/.test(target.logstore)) throw new UsageError(`--logstore ${JSON.stringify(target.logstore)} is not a logstore name`);
+  if (!PROJECT_NAME.test(target.project)) throw new UsageError(`--project ${JSON.stringify(target.project)} is not an SLS project name`, { hint: 'lowercase letters, digits and hyphens, 3-63 characters' });
+  if (!LOGSTORE_NAME.test(target.logstore)) throw new UsageError(`--logstore ${JSON.stringify(target.logstore)} is not a logstore name`, { hint: 'letters, digits, hyphens and underscores' });
   const config = new $OpenApiUtil.Config({
     endpoint,
     protocol,
