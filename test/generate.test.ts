@@ -273,16 +273,22 @@ describe('writeHistory', () => {
     });
   }
 
-  it('writes SLS export lines whose embedded event is the event as JSON text', async () => {
-    const world = buildWorld({ ...SMALL, eventsTarget: 2000 });
+  it('writes SLS export lines whose embedded event is exactly the generated event, as JSON text', async () => {
+    const world = buildWorld({ ...SMALL, eventsTarget: 4000 });
     const result = await written('sls-shape', { format: 'sls-export' }, world);
-    const first = readText(result.files[0]!).split('\n')[0]!;
-    const line = JSON.parse(first) as Record<string, string>;
-    expect(line.__topic__).toBe('actiontrail_audit_event');
-    expect(typeof line.event).toBe('string');
-    const event = JSON.parse(line.event) as Record<string, unknown>;
-    expect(line.__time__).toBe(String(Date.parse(event.eventTime as string) / 1000));
-    expect(event).toEqual([...generateEvents(world)][0]!.event);
+    const lines = result.files.flatMap((f) => readText(f).split('\n').filter(Boolean));
+    const expected = [...generateEvents(world)];
+    expect(lines).toHaveLength(expected.length);
+    lines.forEach((text, i) => {
+      const line = JSON.parse(text) as Record<string, string>;
+      expect(line.__topic__).toBe('actiontrail_audit_event');
+      expect(typeof line.event).toBe('string');
+      const event = JSON.parse(line.event) as Record<string, unknown>;
+      expect(line.__time__).toBe(String(Date.parse(event.eventTime as string) / 1000));
+      expect(event).toEqual(expected[i]!.event);
+    });
+    // Denial messages carry quotes of their own: escaped twice, they must survive the round trip.
+    expect(expected.some((e) => String(e.event.errorMessage ?? '').includes('"'))).toBe(true);
     expect(result.files.every((f) => /\/\d{4}\/\d{2}\/\d{2}\/[^/]+\.ndjson$/.test(f))).toBe(true);
   });
 
