@@ -266,8 +266,13 @@ export function createSlsSource(options: SlsSourceOptions): SlsSource {
     let cursor = p.start;
     let pending: SlsRecord[] = [];
     let emittedPosition = p.stored?.position ?? null;
+    // Log groups vary in size: the count per call adapts so one answer stays near a batch (bounded memory).
+    let count = pullGroups;
     while (cursor !== p.end && !stopped) {
-      const pulled = await pullLogs(conn, id, cursor, p.end, pullGroups, retry);
+      const pulled = await pullLogs(conn, id, cursor, p.end, count, retry);
+      const logs = pulled.groups.reduce((n, g) => n + g.logs.length, 0);
+      if (logs > batchRecords) count = Math.max(1, count >> 1);
+      else if (logs * 4 < batchRecords && count < pullGroups) count = Math.min(pullGroups, count * 2);
       stats.pulls++;
       stats.logGroups += pulled.groups.length;
       stats.bytes += pulled.bytes;
