@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { StoreError } from '../model/errors.ts';
-import type { AuditEvent, IngestSummary, RecordLocation, Rejection } from '../model/types.ts';
+import type { AuditEvent, IngestSummary, RecordLocation, Rejection, RejectionReason } from '../model/types.ts';
 
 export const SCHEMA_VERSION = 1;
 
@@ -99,6 +99,27 @@ export interface WriteBatch {
   rejections: Array<Rejection & RecordLocation>;
   checkpoints: CheckpointWrite[];
 }
+
+/** Every RejectionReason, for flags and documentation. */
+export const QUARANTINE_REASONS: readonly RejectionReason[] = [
+  'bad-event-time', 'bad-source-ip', 'binary-data', 'line-too-long', 'malformed-json', 'missing-event-id', 'missing-event-time',
+  'missing-user-identity', 'not-an-object', 'truncated-input', 'unknown-shape', 'unreadable-file',
+];
+
+/** One quarantined record as `keyfence quarantine` shows it. */
+export type QuarantineRecord = {
+  source: string;
+  location: string;
+  reason: RejectionReason;
+  detail: string | null;
+  /** Raw text, capped at QUARANTINE_RAW_CAP_CHARS. */
+  raw: string;
+  /** Size of the raw record before capping, in bytes. */
+  rawBytes: number;
+  capped: boolean;
+  runId: number | null;
+  quarantinedAt: string | null;
+};
 
 export interface WriteResult {
   inserted: number;
@@ -325,6 +346,22 @@ export class Store {
       `UPDATE ingest_runs SET finished_at = (now() AT TIME ZONE 'UTC'), read = ?, inserted = ?, duplicates = ?, quarantined = ?, status = ? WHERE run_id = ?`,
       [summary.read, summary.inserted, summary.duplicates, summary.quarantined, status, runId],
     );
+  }
+
+  /** Quarantined records, oldest run first, in file order within a source. */
+  async listQuarantine(options: { limit: number; reason: string | null }): Promise<{ total: number; records: QuarantineRecord[] }> {
+    const where = options.reason === null ? '' : 'WHERE reason = ?';
+    const params = options.reason === null ? [] : [options.reason];
+    const [count] = await this.query<{ n: number }>(`SELECT count(*) AS n FROM quarantine ${where}`, params);
+    const records = await this.query<QuarantineRecord>(
+      `SELECT source, location, reason, detail, coalesce(raw, '') AS raw, coalesce(raw_bytes, 0) AS "rawBytes",
+         coalesce(raw_bytes, 0) > strlen(coalesce(raw, '')) AS capped, run_id AS "runId", quarantined_at AS "quarantinedAt"
+       FROM quarantine ${where}
+       ORDER BY run_id, source, try_cast(regexp_extract(location, '[0-9]+') AS BIGINT) NULLS FIRST, location, reason
+       LIMIT ${Math.max(1, Math.trunc(options.limit))}`,
+      params,
+    );
+    return { total: count?.n ?? 0, records };
   }
 
   private assertWritable(): void {

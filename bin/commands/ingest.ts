@@ -1,5 +1,176 @@
-import type { Command } from 'commander';
+// `keyfence ingest` (files here; Kafka and SLS handed to their own modules) and `keyfence quarantine`.
+import { Option, type Command } from 'commander';
+import { ingestFiles } from '../../ingest/file-ingest.ts';
+import { QUARANTINE_REASONS, Store, type QuarantineRecord } from '../../ingest/store.ts';
+import { EXIT, UsageError } from '../../model/errors.ts';
+import type { IngestSummary } from '../../model/types.ts';
+import { action, printJson, Progress, resolveDbPaths, withCommonOptions } from '../common.ts';
 
-export function registerIngest(_program: Command): void {
-  // commands are registered here by the module that owns them
+/** Options of `keyfence ingest` as commander parses them (`--db` repeatable, so a list). */
+export interface IngestCliOptions {
+  db?: string[];
+  json?: boolean;
+  kafka?: string;
+  topic?: string;
+  group?: string;
+  untilCaughtUp?: boolean;
+  follow?: boolean;
+  ssl?: boolean;
+  saslMechanism?: string;
+  saslUsername?: string;
+  sls?: boolean;
+  endpoint?: string;
+  project?: string;
+  logstore?: string;
+  from?: string;
+  to?: string;
+}
+
+/** How many rejected records the text summary names before pointing at `keyfence quarantine`. */
+const PRINTED_REJECTIONS = 10;
+
+export function registerIngest(program: Command): void {
+  const ingest = program
+    .command('ingest')
+    .description('Ingest ActionTrail events into the database: files (NDJSON, JSON arrays, .gz, directory trees, globs), a Kafka topic or an SLS logstore')
+    .argument('[paths...]', 'files, directories or glob patterns to read')
+    .option('--kafka <brokers>', 'read a Kafka topic from these brokers (comma-separated host:port)')
+    .option('--topic <topic>', 'Kafka topic')
+    .option('--group <group>', 'Kafka consumer group')
+    .option('--until-caught-up', 'Kafka: stop once every partition is read to its end')
+    .option('--follow', 'Kafka: keep reading new events until interrupted')
+    .option('--ssl', 'Kafka: connect with TLS')
+    .option('--sasl-mechanism <mechanism>', 'Kafka: SASL mechanism (plain, scram-sha-256, scram-sha-512)')
+    .option('--sasl-username <user>', 'Kafka: SASL user (the password comes from KEYFENCE_KAFKA_PASSWORD)')
+    .option('--sls', 'read a Simple Log Service logstore')
+    .option('--endpoint <endpoint>', 'SLS endpoint, e.g. cn-hangzhou.log.aliyuncs.com')
+    .option('--project <project>', 'SLS project')
+    .option('--logstore <logstore>', 'SLS logstore')
+    .addOption(new Option('--from <time>', 'SLS: start of the time range (ISO 8601)'))
+    .addOption(new Option('--to <time>', 'SLS: end of the time range (ISO 8601)'));
+  withCommonOptions(ingest).action(
+    action(async (paths: string[], raw: IngestCliOptions) => {
+      if (raw.kafka !== undefined && raw.sls) throw new UsageError('--kafka and --sls cannot be used together', { hint: 'run one ingest per source' });
+      if (paths.length > 0 && (raw.kafka !== undefined || raw.sls)) {
+        throw new UsageError(`file paths cannot be combined with --${raw.kafka !== undefined ? 'kafka' : 'sls'}`, { hint: 'run one ingest per source' });
+      }
+      if (raw.kafka !== undefined) {
+        const { ingestFromKafka } = await import('./ingest-kafka.ts');
+        return ingestFromKafka(raw);
+      }
+      if (raw.sls) {
+        const { ingestFromSls } = await import('./ingest-sls.ts');
+        return ingestFromSls(raw);
+      }
+      if (paths.length === 0) throw new UsageError('nothing to read', { hint: 'give files, directories or globs, or --kafka …, or --sls …' });
+      return ingestPaths(paths, singleDb(raw.db), Boolean(raw.json));
+    }),
+  );
+
+  const quarantine = program
+    .command('quarantine')
+    .description('List the records ingest rejected: where they came from, why, and their raw text')
+    .option('--limit <n>', 'show at most this many records', '50')
+    .option('--reason <reason>', `only this reason (${QUARANTINE_REASONS.join(', ')})`);
+  withCommonOptions(quarantine, { multiDb: true }).action(
+    action(async (opts: { db?: string[]; json?: boolean; limit: string; reason?: string }) => listQuarantine(opts)),
+  );
+}
+
+function singleDb(flag: string[] | undefined): string {
+  const paths = resolveDbPaths(flag);
+  if (paths.length !== 1) throw new UsageError('ingest writes one database file', { hint: 'pass a single --db FILE' });
+  return paths[0]!;
+}
+
+async function ingestPaths(paths: string[], db: string, json: boolean): Promise<number> {
+  const store = await Store.open(db);
+  const progress = new Progress('ingest');
+  try {
+    const summary = await ingestFiles(store, paths, {
+      onProgress: (done, total) => progress.update(done, total, `${formatBytes(done)} of ${formatBytes(total)}`),
+    });
+    progress.done();
+    return printIngestSummary(summary, json);
+  } finally {
+    progress.done();
+    store.close();
+  }
+}
+
+/**
+ * Prints an ingest summary (one JSON object with `--json`; text on stdout, with the rejected records and
+ * input errors named on stderr) and returns the exit code: 0 all good, 2 some input rejected (the rest committed).
+ */
+export function printIngestSummary(summary: IngestSummary, json: boolean): number {
+  const code = summary.quarantined > 0 || summary.errors.length > 0 ? EXIT.PARTIAL : EXIT.OK;
+  if (json) {
+    printJson(summary);
+    return code;
+  }
+  const n = (x: number): string => x.toLocaleString('en-US');
+  const reasons = Object.entries(summary.quarantinedByReason).map(([r, c]) => `${r} ${n(c ?? 0)}`).join(', ');
+  const lines = [
+    `ingest run ${summary.runId} (${summary.source}): read ${n(summary.read)} records`,
+    `  inserted     ${n(summary.inserted)}`,
+    `  duplicates   ${n(summary.duplicates)}`,
+    `  quarantined  ${n(summary.quarantined)}${reasons ? ` (${reasons})` : ''}`,
+  ];
+  if (summary.skipped > 0) lines.push(`  skipped      ${n(summary.skipped)} already fully ingested`);
+  lines.push(`  time         ${summary.seconds.toFixed(1)} s, ${n(Math.round(summary.eventsPerSecond))} records/s`);
+  for (const note of summary.notes ?? []) lines.push(`  note: ${note}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const problems: string[] = [...summary.errors.map((e) => `error: ${e}`)];
+  const rejected = (summary.rejected ?? []).filter((r) => !summary.errors.includes(r.detail));
+  for (const r of rejected.slice(0, PRINTED_REJECTIONS)) problems.push(`rejected (${r.reason}): ${r.detail.startsWith(r.source) ? r.detail : `${r.source} ${r.location}: ${r.detail}`}`);
+  const unnamed = summary.quarantined - Math.min(rejected.length, PRINTED_REJECTIONS) - summary.errors.length;
+  if (unnamed > 0) problems.push(`… and ${n(unnamed)} more rejected records: \`keyfence quarantine\` lists them all`);
+  if (problems.length > 0) process.stderr.write(`${problems.join('\n')}\n`);
+  return code;
+}
+
+async function listQuarantine(opts: { db?: string[]; json?: boolean; limit: string; reason?: string }): Promise<number> {
+  const limit = Number(opts.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit ${JSON.stringify(opts.limit)} is not a positive whole number`);
+  if (opts.reason !== undefined && !(QUARANTINE_REASONS as readonly string[]).includes(opts.reason)) {
+    throw new UsageError(`--reason ${JSON.stringify(opts.reason)} is not a rejection reason`, { hint: `one of ${QUARANTINE_REASONS.join(', ')}` });
+  }
+  const store = await Store.open(resolveDbPaths(opts.db), { readOnly: true });
+  try {
+    const { total, records } = await store.listQuarantine({ limit, reason: opts.reason ?? null });
+    if (opts.json) {
+      printJson({ total, shown: records.length, records });
+      return EXIT.OK;
+    }
+    if (total === 0) {
+      process.stdout.write('quarantine is empty\n');
+      return EXIT.OK;
+    }
+    const out = [`${total.toLocaleString('en-US')} quarantined record${total === 1 ? '' : 's'}${records.length < total ? `, showing ${records.length}` : ''}`];
+    for (const r of records) out.push(...formatQuarantined(r));
+    process.stdout.write(`${out.join('\n')}\n`);
+    return EXIT.OK;
+  } finally {
+    store.close();
+  }
+}
+
+function formatQuarantined(r: QuarantineRecord): string[] {
+  const preview = r.raw.length > 160 ? `${r.raw.slice(0, 160)}…` : r.raw;
+  return [
+    `${r.source} ${r.location}  [${r.reason}]  ${r.detail ?? ''}`,
+    `    raw (${r.rawBytes} bytes${r.raw.length < r.rawBytes ? ', capped' : ''}): ${JSON.stringify(preview)}`,
+  ];
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
 }
