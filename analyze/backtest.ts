@@ -7,7 +7,7 @@ import type { AclProposal, AclRules, TimeWindow } from '../model/types.ts';
 import { isoSeconds } from '../model/window.ts';
 import type { Store } from '../ingest/store.ts';
 import { recommend, DEFAULT_RECOMMEND_OPTIONS } from '../recommend/proposal.ts';
-import { simulate, type DeniedSource, type SimulationReport, type SourceJudge } from '../recommend/simulate.ts';
+import { decideRows, keysWithDenials, simulate, type DeniedSource, type SimulationReport, type SourceJudge } from '../recommend/simulate.ts';
 import { loadProfiles } from './profiles.ts';
 import { loadLeakJudge, loadReplayRows } from './replay.ts';
 import { newestEventTime } from './window.ts';
@@ -74,17 +74,16 @@ export async function backtest(store: Store, options: BacktestOptions): Promise<
   const acls = aclsFromProposal(proposal).inForce;
   const rows = await loadReplayRows(store, { window: test });
 
-  const first = simulate(acls, rows, { examplesPerKey: 0 });
-  const affected = first.keys.filter((k) => k.deniedCalls > 0).map((k) => k.accessKeyId);
-  const judge = await loadLeakJudge(store, { window: { from: train.from, to: test.to }, keys: affected });
+  const verdicts = decideRows(acls, rows);
+  const judge = await loadLeakJudge(store, { window: { from: train.from, to: test.to }, keys: keysWithDenials(rows, verdicts) });
   const listBroken = options.listBroken ?? 20;
-  const judged = simulate(acls, rows, { judge, examplesPerKey: listBroken });
+  const judged = simulate(acls, rows, { judge, examplesPerKey: listBroken, verdicts });
 
   let truthView: BacktestReport['truth'] = null;
   if (options.truth) {
     const leakSources = options.truth.leakSources;
     const truthJudge: SourceJudge = (key, s) => (leakSources.has(`${key}\u0000${s.ip}`) ? { legitimate: false, reason: 'a generated leak' } : { legitimate: true });
-    const truthSim = simulate(acls, rows, { judge: truthJudge, examplesPerKey: 0 });
+    const truthSim = simulate(acls, rows, { judge: truthJudge, examplesPerKey: 0, verdicts });
     const testLeaks = rows.filter((r) => r.accessKeyId && r.ip && leakSources.has(`${r.accessKeyId}\u0000${r.ip}`));
     const leaksDenied = truthSim.totals.deniedSources - truthSim.totals.legitimateDeniedSources;
     const distinctLeaks = new Set(testLeaks.map((r) => `${r.accessKeyId}\u0000${r.ip}`)).size;

@@ -1,7 +1,8 @@
 // Replaying aggregated traffic against ACLs: which calls and sources a proposal (or the ACLs in force) would
 // deny, per key. Pure: the rows come from analyze/replay.ts, each row one key × source (already summed), and
 // every decision is `decide()` from model/acl-rules.ts, so replay and enforcement cannot disagree.
-import { decide, VERDICT_TEXT, type AclsInForce, type VerdictCode } from '../model/acl-rules.ts';
+import { parseAddress, prefixEnd } from '../model/address.ts';
+import { decide, governingAcl, VERDICT_TEXT, type AclsInForce, type CompiledAcl, type GovernedCall, type Verdict, type VerdictCode } from '../model/acl-rules.ts';
 import type { KeyKind, SourceKind } from '../model/types.ts';
 
 /** One key × source × exempt combination over a window, summed. `ip` is null for sources that are not addresses. */
@@ -35,6 +36,8 @@ export interface SimulateOptions {
   judge?: SourceJudge;
   /** Denied sources listed per key (the rest are counted). Default 5. */
   examplesPerKey?: number;
+  /** `decideRows(acls, rows)` computed before (e.g. to find the keys worth judging): not computed again. */
+  verdicts?: readonly Verdict[];
 }
 
 export interface DeniedSource {
@@ -106,34 +109,31 @@ const NOT_GOVERNED: ReadonlySet<VerdictCode> = new Set(['not-governed-no-key', '
 
 /** Replays `rows` against `acls`. Deterministic: sorted keys, sources and entries. */
 export function simulate(acls: AclsInForce, rows: readonly SourceAggregate[], options: SimulateOptions = {}): SimulationReport {
-  const judge = options.judge ?? (() => ({ legitimate: true }));
+  const judge = options.judge ?? (() => LEGITIMATE);
   const examplesPerKey = options.examplesPerKey ?? 5;
-  const perKey = new Map<string, { sim: KeySimulation; denied: DeniedSource[] }>();
+  const perKey = new Map<string, KeyTally>();
   const notGoverned: Partial<Record<VerdictCode, number>> = {};
   const entryUse = initialEntryUse(acls);
   let undeterminedCalls = 0;
+  let totalCalls = 0;
 
-  for (const row of rows) {
-    const verdict = decide(acls, {
-      accessKeyId: row.accessKeyId,
-      keyKind: row.keyKind,
-      sourceKind: row.sourceKind,
-      ip: row.ip,
-      vpcId: row.vpcId,
-      exemptService: row.exempt,
-    });
+  const verdicts = options.verdicts ?? decideRows(acls, rows);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    const verdict = verdicts[i]!;
+    totalCalls += row.calls;
     if (NOT_GOVERNED.has(verdict.code) || !row.accessKeyId) {
       notGoverned[verdict.code] = (notGoverned[verdict.code] ?? 0) + row.calls;
-      if (row.accessKeyId && row.keyKind === 'permanent') keyEntry(perKey, row.accessKeyId, acls).sim.calls += row.calls;
+      if (row.accessKeyId && row.keyKind === 'permanent') keyTally(perKey, row.accessKeyId, acls).sim.calls += row.calls;
       continue;
     }
-    const entry = keyEntry(perKey, row.accessKeyId, acls);
-    entry.sim.calls += row.calls;
+    const tally = keyTally(perKey, row.accessKeyId, acls);
+    tally.sim.calls += row.calls;
     if (verdict.code === 'undetermined-source') {
       undeterminedCalls += row.calls;
       continue;
     }
-    entry.sim.governedCalls += row.calls;
+    tally.sim.governedCalls += row.calls;
     if (verdict.allowed) {
       if (verdict.matched) {
         const scope = verdict.governedBy === 'key' ? row.accessKeyId : 'account';
@@ -146,27 +146,19 @@ export function simulate(acls: AclsInForce, rows: readonly SourceAggregate[], op
       continue;
     }
     const judgement = judge(row.accessKeyId, { ip: row.ip!, vpcId: row.vpcId, sourceKind: row.sourceKind });
-    entry.sim.deniedCalls += row.calls;
-    if (judgement.legitimate) entry.sim.legitimateDeniedCalls += row.calls;
-    entry.denied.push({
-      ip: row.ip!,
-      vpcId: row.vpcId,
-      sourceKind: row.sourceKind,
-      code: verdict.code,
-      reason: VERDICT_TEXT[verdict.code],
-      calls: row.calls,
-      days: row.days,
-      firstSeen: row.firstSeen,
-      lastSeen: row.lastSeen,
-      legitimate: judgement.legitimate,
-      suspicion: judgement.legitimate ? null : judgement.reason ?? 'flagged as a possible leak',
-    });
+    tally.sim.deniedCalls += row.calls;
+    tally.sim.deniedSources++;
+    if (judgement.legitimate) {
+      tally.sim.legitimateDeniedCalls += row.calls;
+      tally.sim.legitimateDeniedSources++;
+    }
+    tally.denied.push({ row: i, judgement });
   }
 
-  const keys = [...perKey.values()].map(({ sim, denied }) => finishKey(sim, denied, examplesPerKey));
+  const keys = [...perKey.values()].map((t) => finishKey(t, rows, verdicts, examplesPerKey));
   keys.sort((a, b) => b.legitimateDeniedCalls - a.legitimateDeniedCalls || b.deniedCalls - a.deniedCalls || cmp(a.accessKeyId, b.accessKeyId));
   const totals = {
-    calls: rows.reduce((s, r) => s + r.calls, 0),
+    calls: totalCalls,
     governedCalls: sum(keys, (k) => k.governedCalls),
     deniedCalls: sum(keys, (k) => k.deniedCalls),
     legitimateDeniedCalls: sum(keys, (k) => k.legitimateDeniedCalls),
@@ -182,37 +174,217 @@ export function simulate(acls: AclsInForce, rows: readonly SourceAggregate[], op
   return { totals, notGoverned: sortedRecord(notGoverned), keys, entryUse: uses };
 }
 
+const LEGITIMATE: SourceJudgement = { legitimate: true };
+
+interface KeyTally {
+  sim: KeySimulation;
+  /** Denied rows by index, with their judgement: DeniedSource objects are made for the listed ones only. */
+  denied: Array<{ row: number; judgement: SourceJudgement }>;
+}
+
+/** Keys with at least one call the ACLs would deny: the only ones a leak judge needs to look at. */
+export function keysWithDenials(rows: readonly SourceAggregate[], verdicts: readonly Verdict[]): string[] {
+  const keys = new Set<string>();
+  rows.forEach((row, i) => {
+    if (!verdicts[i]!.allowed && row.accessKeyId) keys.add(row.accessKeyId);
+  });
+  return [...keys].sort();
+}
+
+/**
+ * `decide()` for every row, fast. decide's answer for a governed address depends only on the governing ACL,
+ * its level, the source kind, the VPC ID and *which entries contain the address*; so the entries containing
+ * each address are found with plain number comparisons (IPv4; bigint only for IPv6), and decide() runs once
+ * per distinct combination, its verdict shared by every row in it. decide() stays the only judge.
+ */
+export function decideRows(acls: AclsInForce, rows: readonly SourceAggregate[]): Verdict[] {
+  const cache = new Map<CompiledAcl, Map<string, Map<number | string, Verdict>>>();
+  const out: Verdict[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    const governed = row.accessKeyId && row.keyKind === 'permanent' && !row.exempt && (row.sourceKind === 'public' || row.sourceKind === 'vpc') && row.ip;
+    const gov = governed ? governingAcl(acls, row.accessKeyId!) : null;
+    const addr = gov && gov.acl.enabled ? fastAddress(row.ip!) : null;
+    if (!gov || !addr) {
+      out.push(decide(acls, callOf(row)));
+      continue;
+    }
+    let byGroup = cache.get(gov.acl);
+    if (!byGroup) cache.set(gov.acl, (byGroup = new Map()));
+    const group = row.sourceKind === 'public' ? (gov.level === 'key' ? 'key|public' : 'account|public') : `${gov.level}|vpc|${row.vpcId ?? ''}`;
+    let byHits = byGroup.get(group);
+    if (!byHits) byGroup.set(group, (byHits = new Map()));
+    const hits = containingEntries(gov.acl, row.sourceKind, addr);
+    let verdict = byHits.get(hits);
+    if (!verdict) byHits.set(hits, (verdict = decide(acls, callOf(row))));
+    out.push(verdict);
+  }
+  return out;
+}
+
+function callOf(row: SourceAggregate): GovernedCall {
+  return { accessKeyId: row.accessKeyId, keyKind: row.keyKind, sourceKind: row.sourceKind, ip: row.ip, vpcId: row.vpcId, exemptService: row.exempt };
+}
+
+interface RangeTable {
+  /** IPv4 entries as [lo, hi] numbers, per rule in rule order; IPv6 as bigints. */
+  v4: Array<Float64Array>;
+  v6: Array<Array<[bigint, bigint]>>;
+}
+
+const rangeTables = new WeakMap<CompiledAcl, { public: RangeTable; vpc: RangeTable }>();
+
+function tablesOf(acl: CompiledAcl): { public: RangeTable; vpc: RangeTable } {
+  let t = rangeTables.get(acl);
+  if (!t) {
+    const build = (rules: CompiledAcl['vpcRules']): RangeTable => ({
+      v4: rules.map((r) => Float64Array.from(r.prefixes.flatMap((p) => (p.family === 4 ? [Number(p.base), Number(prefixEnd(p))] : [-1, -2])))),
+      v6: rules.map((r) => r.prefixes.map((p): [bigint, bigint] => (p.family === 6 ? [p.base, prefixEnd(p)] : [1n, 0n]))),
+    });
+    t = { public: build(acl.publicRule ? [acl.publicRule] : []), vpc: build(acl.vpcRules) };
+    rangeTables.set(acl, t);
+  }
+  return t;
+}
+
+type FastAddress = { family: 4; v4: number } | { family: 6; value: bigint };
+
+/**
+ * Which entries (of the rules the source kind looks at) contain the address: -1 for none, `rule * 64 + entry`
+ * for exactly one (the common case, no string built), "rule:entry,…" for several.
+ */
+function containingEntries(acl: CompiledAcl, sourceKind: SourceKind, addr: FastAddress): number | string {
+  const tables = tablesOf(acl);
+  const table = sourceKind === 'public' ? tables.public : tables.vpc;
+  let first = -1;
+  let several = false;
+  if (addr.family === 4) {
+    const x = addr.v4;
+    for (let r = 0; r < table.v4.length; r++) {
+      const ranges = table.v4[r]!;
+      for (let e = 0; e < ranges.length; e += 2) {
+        if (x >= ranges[e]! && x <= ranges[e + 1]!) {
+          if (first < 0) first = r * 64 + (e >> 1);
+          else several = true;
+        }
+      }
+    }
+  } else {
+    for (let r = 0; r < table.v6.length; r++) {
+      const ranges = table.v6[r]!;
+      for (let e = 0; e < ranges.length; e++) {
+        if (addr.value >= ranges[e]![0] && addr.value <= ranges[e]![1]) {
+          if (first < 0) first = r * 64 + e;
+          else several = true;
+        }
+      }
+    }
+  }
+  if (!several) return first;
+  let hits = '';
+  if (addr.family === 4) {
+    for (let r = 0; r < table.v4.length; r++) {
+      const ranges = table.v4[r]!;
+      for (let e = 0; e < ranges.length; e += 2) if (addr.v4 >= ranges[e]! && addr.v4 <= ranges[e + 1]!) hits += `${r}:${e >> 1},`;
+    }
+  } else {
+    for (let r = 0; r < table.v6.length; r++) {
+      const ranges = table.v6[r]!;
+      for (let e = 0; e < ranges.length; e++) if (addr.value >= ranges[e]![0] && addr.value <= ranges[e]![1]) hits += `${r}:${e},`;
+    }
+  }
+  return hits;
+}
+
+/**
+ * Parses the store's normalized address text: a plain dotted quad without leading zeros directly, anything
+ * else through model/address.ts. Returns null when decide() would not see an address either.
+ */
+function fastAddress(text: string): FastAddress | null {
+  let v = 0;
+  let octets = 0;
+  let digits = 0;
+  let octet = 0;
+  let ok = true;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || octet > 255) { ok = false; break; }
+      v = v * 256 + octet;
+      octets++;
+      digits = 0;
+      octet = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && octet === 0) { ok = false; break; } // leading zero: let the strict parser decide
+      octet = octet * 10 + (c - 48);
+      digits++;
+    } else { ok = false; break; }
+  }
+  if (ok && octets === 4) return { family: 4, v4: v };
+  const parsed = parseAddress(text);
+  if (!parsed) return null;
+  return parsed.family === 4 ? { family: 4, v4: Number(parsed.value) } : { family: 6, value: parsed.value };
+}
+
 /** The gate: true when some legitimate governed call would be denied. */
 export function breaksLegitimateTraffic(report: SimulationReport): boolean {
   return report.totals.legitimateDeniedCalls > 0;
 }
 
-function keyEntry(perKey: Map<string, { sim: KeySimulation; denied: DeniedSource[] }>, accessKeyId: string, acls: AclsInForce) {
-  let entry = perKey.get(accessKeyId);
-  if (!entry) {
+function keyTally(perKey: Map<string, KeyTally>, accessKeyId: string, acls: AclsInForce): KeyTally {
+  let tally = perKey.get(accessKeyId);
+  if (!tally) {
     const governedBy = acls.keyLevel.has(accessKeyId) ? 'key' : acls.accountLevel ? 'account' : null;
-    entry = {
+    tally = {
       sim: {
         accessKeyId, governedBy, calls: 0, governedCalls: 0, deniedCalls: 0, legitimateDeniedCalls: 0,
         deniedSources: 0, legitimateDeniedSources: 0, deniedShare: 0, legitimateDeniedShare: 0, examples: [],
       },
       denied: [],
     };
-    perKey.set(accessKeyId, entry);
+    perKey.set(accessKeyId, tally);
   }
-  return entry;
+  return tally;
 }
 
-function finishKey(sim: KeySimulation, denied: DeniedSource[], examplesPerKey: number): KeySimulation {
-  denied.sort((a, b) => Number(b.legitimate) - Number(a.legitimate) || b.calls - a.calls || cmp(a.vpcId ?? '', b.vpcId ?? '') || cmp(a.ip, b.ip));
+function finishKey(tally: KeyTally, rows: readonly SourceAggregate[], verdicts: readonly Verdict[], examplesPerKey: number): KeySimulation {
+  const order = (a: KeyTally['denied'][number], b: KeyTally['denied'][number]): number => {
+    const x = rows[a.row]!;
+    const y = rows[b.row]!;
+    return Number(b.judgement.legitimate) - Number(a.judgement.legitimate) || y.calls - x.calls || cmp(x.vpcId ?? '', y.vpcId ?? '') || cmp(x.ip ?? '', y.ip ?? '');
+  };
+  const listed = topN(tally.denied, examplesPerKey, order).map(({ row, judgement }): DeniedSource => {
+    const r = rows[row]!;
+    const code = verdicts[row]!.code;
+    return {
+      ip: r.ip!, vpcId: r.vpcId, sourceKind: r.sourceKind, code, reason: VERDICT_TEXT[code],
+      calls: r.calls, days: r.days, firstSeen: r.firstSeen, lastSeen: r.lastSeen,
+      legitimate: judgement.legitimate,
+      suspicion: judgement.legitimate ? null : judgement.reason ?? 'flagged as a possible leak',
+    };
+  });
+  const sim = tally.sim;
   return {
     ...sim,
-    deniedSources: denied.length,
-    legitimateDeniedSources: denied.filter((d) => d.legitimate).length,
     deniedShare: sim.governedCalls > 0 ? sim.deniedCalls / sim.governedCalls : 0,
     legitimateDeniedShare: sim.governedCalls > 0 ? sim.legitimateDeniedCalls / sim.governedCalls : 0,
-    examples: denied.slice(0, examplesPerKey),
+    examples: listed,
   };
+}
+
+/** The first `n` items in `order`, without sorting everything when n is small. */
+function topN<T>(items: readonly T[], n: number, order: (a: T, b: T) => number): T[] {
+  if (n <= 0) return [];
+  if (items.length <= n || n > 64) return [...items].sort(order).slice(0, n);
+  const best: T[] = [];
+  for (const item of items) {
+    if (best.length === n && order(item, best[n - 1]!) >= 0) continue;
+    let at = best.length;
+    while (at > 0 && order(item, best[at - 1]!) < 0) at--;
+    best.splice(at, 0, item);
+    if (best.length > n) best.pop();
+  }
+  return best;
 }
 
 function initialEntryUse(acls: AclsInForce): Map<string, EntryUse> {

@@ -1,7 +1,8 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseAclText } from '../model/acl-file.ts';
 import { decide, type AclsInForce, type GovernedCall } from '../model/acl-rules.ts';
-import { breaksLegitimateTraffic, drift, simulate, type SourceAggregate } from '../recommend/simulate.ts';
+import { breaksLegitimateTraffic, decideRows, drift, simulate, type SourceAggregate } from '../recommend/simulate.ts';
 
 const KEY = 'LTAIkey00001';
 const OTHER = 'LTAIother001';
@@ -159,5 +160,45 @@ describe('replaying aggregated traffic', () => {
     expect(report.dormantKeys).toEqual(['LTAIdormant1']);
     expect(report.newKeysWithoutAcl).toEqual([{ accessKeyId: OTHER, governedCalls: 9, governedBy: null }]);
     expect(report.needsAttention).toBe(true);
+  });
+});
+
+describe('the fast replay path', () => {
+  // Small address space so that entries overlap, nest and miss often.
+  const v4 = fc.tuple(fc.constantFrom(203, 10, 172), fc.integer({ min: 0, max: 1 }), fc.integer({ min: 0, max: 15 })).map(([a, b, c]) => `${a}.${a === 172 ? 16 + b : b}.0.${c}`);
+  const v6 = fc.integer({ min: 0, max: 0x1f }).map((n) => `2001:db8::${n.toString(16)}`);
+  const prefix = fc.oneof(
+    fc.tuple(v4, fc.integer({ min: 26, max: 32 })).map(([a, l]) => `${a}/${l}`),
+    fc.tuple(v4, fc.constant(16)).map(([a, l]) => `${a}/${l}`),
+    fc.tuple(v6, fc.integer({ min: 122, max: 128 })).map(([a, l]) => `${a}/${l}`),
+  );
+  const rules = fc.record({
+    public: fc.option(fc.array(prefix.filter((p) => !/^(10|172)\./.test(p)), { minLength: 1, maxLength: 6 }), { nil: null }),
+    vpc: fc.uniqueArray(fc.record({ vpcId: fc.constantFrom('vpc-a', 'vpc-b', 'AllowAllVPC'), cidrs: fc.array(prefix.filter((p) => !p.startsWith('203.')), { minLength: 1, maxLength: 4 }) }), { selector: (r) => r.vpcId, maxLength: 3 }),
+    status: fc.constantFrom('enabled', 'enabled', 'enabled', 'disabled'),
+  });
+  // Mostly governed rows with addresses near the entries: the fast path's own territory.
+  const row = fc.record({
+    accessKeyId: fc.constantFrom(KEY, KEY, KEY, OTHER),
+    keyKind: fc.constantFrom('permanent', 'permanent', 'permanent', 'permanent', 'sts'),
+    sourceKind: fc.constantFrom('public', 'public', 'vpc', 'vpc', 'internal', 'invalid'),
+    ip: fc.oneof({ arbitrary: v4, weight: 6 }, { arbitrary: v6, weight: 2 }, { arbitrary: fc.constantFrom('192.168.XX.XX', '010.1.1.1', ' 203.0.0.1'), weight: 1 }),
+    vpcId: fc.constantFrom('vpc-a', 'vpc-b', 'vpc-c'),
+    exempt: fc.constantFrom(false, false, false, true),
+  });
+
+  it('gives exactly what decide() gives, row by row', () => {
+    fc.assert(fc.property(fc.option(rules, { nil: null }), rules, fc.array(row, { maxLength: 150 }), (account, own, rs) => {
+      const doc = { accountLevel: account && { ...account, public: account.public && { cidrs: account.public } }, accessKeys: [{ accessKeyId: KEY, ...own, public: own.public && { cidrs: own.public } }] };
+      const acls = parseAclText(JSON.stringify(doc)).inForce;
+      const aggregates: SourceAggregate[] = rs.map((r) => ({
+        ...r, keyKind: r.keyKind as 'permanent' | 'sts', sourceKind: r.sourceKind as SourceAggregate['sourceKind'], vpcId: r.sourceKind === 'vpc' ? r.vpcId : null,
+        calls: 1, deniedCalls: 0, errorCalls: 0, days: 1, firstSeen: 'a', lastSeen: 'b',
+      }));
+      const fast = decideRows(acls, aggregates);
+      aggregates.forEach((a, i) => {
+        expect(fast[i]).toEqual(decide(acls, { accessKeyId: a.accessKeyId, keyKind: a.keyKind, sourceKind: a.sourceKind, ip: a.ip, vpcId: a.vpcId, exemptService: a.exempt }));
+      });
+    }), { numRuns: 300 });
   });
 });

@@ -14,7 +14,7 @@ import { loadDenials, type DenialGroup } from '../../analyze/denials.ts';
 import { loadKeyLastSeen, loadKnownKeys, loadLeakJudge, loadReplayRows } from '../../analyze/replay.ts';
 import { backtest, parseTruth, type BacktestReport, type GroundTruth } from '../../analyze/backtest.ts';
 import { explainCall, type Explanation } from '../../recommend/explain.ts';
-import { breaksLegitimateTraffic, drift, simulate, type DriftReport, type SimulationReport } from '../../recommend/simulate.ts';
+import { breaksLegitimateTraffic, decideRows, drift, keysWithDenials, simulate, type DriftReport, type SimulationReport } from '../../recommend/simulate.ts';
 import { action, durationOption, printJson, resolveDbPaths, withCommonOptions } from '../common.ts';
 
 interface CommonFlags {
@@ -257,10 +257,9 @@ async function simulateCommand(proposalPath: string | undefined, flags: Simulate
     const acls: AclsInForce = inForce && proposal ? overlayAcls(inForce, proposal) : (proposal ?? inForce)!;
     const window = await resolveStoreWindow(store, { since: flags.since }, '30d');
     const rows = await loadReplayRows(store, { window });
-    const first = simulate(acls, rows, { examplesPerKey: 0 });
-    const affected = first.keys.filter((k) => k.deniedCalls > 0).map((k) => k.accessKeyId);
-    const judge = await loadLeakJudge(store, { window, keys: affected });
-    const report = simulate(acls, rows, { judge, examplesPerKey });
+    const verdicts = decideRows(acls, rows);
+    const judge = await loadLeakJudge(store, { window, keys: keysWithDenials(rows, verdicts) });
+    const report = simulate(acls, rows, { judge, examplesPerKey, verdicts });
     const breaks = breaksLegitimateTraffic(report);
     if (flags.json) printJson({ window, breaksLegitimateTraffic: breaks, ...report });
     else out(simulationText(report, window, breaks));
@@ -374,8 +373,7 @@ async function driftCommand(flags: DriftFlags): Promise<number> {
     const usageWindow = await resolveStoreWindow(store, { since: `${unusedDays}d` }, '30d');
     const recentRows = await loadReplayRows(store, { window: recentWindow });
     const usageRows = await loadReplayRows(store, { window: usageWindow });
-    const first = simulate(approved.inForce, recentRows, { examplesPerKey: 0 });
-    const judge = await loadLeakJudge(store, { window: usageWindow, keys: first.keys.filter((k) => k.deniedCalls > 0).map((k) => k.accessKeyId) });
+    const judge = await loadLeakJudge(store, { window: usageWindow, keys: keysWithDenials(recentRows, decideRows(approved.inForce, recentRows)) });
     const covered = approved.proposal?.accountLevel?.coveredKeys ?? [];
     const report = drift({ approved: approved.inForce, approvedKeys: [...approved.keyLevel.keys(), ...covered], recentRows, usageRows, judge });
     const lastSeen = await loadKeyLastSeen(store);
