@@ -1,6 +1,7 @@
 // The SLS source end to end: the real SDK (@alicloud/sls20201230 through its gateway, credentials from the
 // default chain) against the project's local SLS server, which verifies every request's signature and serves
 // the recorded logstore in fixtures/sls/ across three shards and many pages.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,6 +231,29 @@ describe('SLS ingest through the real SDK', () => {
         expect(readFileSync(join(dir, file)).includes(Buffer.from(secret))).toBe(false);
       }
     }
+  });
+
+  it('`keyfence ingest --sls --json` runs in a real process with the key from the environment: exit 2 with quarantine, then 0', async () => {
+    const server = await serve();
+    const db = freshDb();
+    const root = join(import.meta.dirname, '..');
+    const env = { PATH: process.env.PATH, HOME: dir, ALIBABA_CLOUD_ACCESS_KEY_ID: TEST_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET: TEST_SECRET, ALIBABA_CLOUD_ECS_METADATA_DISABLED: 'true' };
+    const run = (): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((resolve) => {
+      execFile(process.execPath, ['bin/keyfence.js', 'ingest', '--sls', '--endpoint', server.endpoint, '--project', fixture.project, '--logstore', fixture.logstore, '--db', db, '--json'],
+        { cwd: root, env, timeout: 50_000 }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }));
+    });
+    const first = await run();
+    expect(first.stderr).not.toContain(TEST_SECRET);
+    expect(first.stdout).not.toContain(TEST_SECRET);
+    expect(first.code).toBe(2);
+    const summary = JSON.parse(first.stdout) as { source: string; read: number; quarantined: number; rejected: Array<{ location: string }> };
+    expect(summary.source).toBe('sls');
+    expect(summary.read).toBe(logCount(fixture));
+    expect(summary.quarantined).toBe(expectedFrom(allRecords(fixture)).rejections.length);
+    expect(summary.rejected.every((r) => /^shard \d+ cursor \S+ log \d+$/.test(r.location))).toBe(true);
+    const second = await run();
+    expect(second.code).toBe(0);
+    expect((JSON.parse(second.stdout) as { read: number; skipped: number }).read).toBe(0);
   });
 
   it('a logstore that does not exist is a clear error, not retried', async () => {

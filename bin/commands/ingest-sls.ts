@@ -9,6 +9,7 @@ import { UsageError } from '../../model/errors.ts';
 import type { AuditEvent, IngestSummary, RecordLocation, Rejection } from '../../model/types.ts';
 import { parseDuration, parseInstant } from '../../model/window.ts';
 import { Progress, resolveDbPaths } from '../common.ts';
+import { printIngestSummary } from './ingest.ts';
 
 export interface IngestSlsOptions {
   sls?: boolean;
@@ -35,6 +36,9 @@ export interface SlsIngestResult {
   summary: IngestSummary;
   source: SlsSourceStats;
 }
+
+/** How many rejected logs the summary names (all of them are in quarantine). */
+const REJECTION_SAMPLES = 20;
 
 function timeOption(flag: string, text: string | undefined, now: Date): Date | null {
   if (text === undefined) return null;
@@ -75,6 +79,7 @@ export async function runSlsIngest(opts: IngestSlsOptions, tuning: SlsIngestTuni
   const store = await Store.open(dbPaths[0]!);
   const summary: IngestSummary = {
     source: 'sls', runId: 0, read: 0, inserted: 0, duplicates: 0, quarantined: 0, quarantinedByReason: {}, skipped: 0, seconds: 0, eventsPerSecond: 0, errors: [],
+    rejected: [], notes: [],
   };
   const source = createSlsSource({
     connection,
@@ -99,10 +104,15 @@ export async function runSlsIngest(opts: IngestSlsOptions, tuning: SlsIngestTuni
       summary.inserted += written.inserted;
       summary.duplicates += written.duplicates;
       summary.quarantined += written.quarantined;
-      for (const r of rejections) summary.quarantinedByReason[r.reason] = (summary.quarantinedByReason[r.reason] ?? 0) + 1;
+      for (const r of rejections) {
+        summary.quarantinedByReason[r.reason] = (summary.quarantinedByReason[r.reason] ?? 0) + 1;
+        if (summary.rejected!.length < REJECTION_SAMPLES) summary.rejected!.push({ source: r.source, location: r.location, reason: r.reason, detail: r.detail });
+      }
       progress.update(summary.read, null, `${summary.read} read, ${summary.inserted} new, shard ${batch.shardId}`);
     }
     summary.skipped = source.stats.skippedShards;
+    const { shards, resumedShards, skippedShards, pulls } = source.stats;
+    summary.notes!.push(`${shards} shard(s): ${resumedShards} resumed from their checkpoint, ${skippedShards} complete (readonly, read to the end before), ${pulls} PullLogs call(s)`);
     progress.done();
     finishTiming(summary, started);
     await store.finishRun(summary.runId, summary, summary.quarantined > 0 ? 'partial' : 'ok');
@@ -125,7 +135,5 @@ function finishTiming(summary: IngestSummary, started: bigint): void {
 /** The command handler: runs the ingest and prints its summary; the exit code says whether input was quarantined. */
 export async function ingestFromSls(opts: IngestSlsOptions): Promise<number> {
   const { summary } = await runSlsIngest(opts);
-  // Loaded when needed: ingest.ts imports this module lazily too, and the tests drive runSlsIngest alone.
-  const { printIngestSummary } = await import('./ingest.ts');
   return printIngestSummary(summary, opts.json === true);
 }
