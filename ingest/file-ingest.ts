@@ -9,6 +9,7 @@ import {
   decodePosition,
   encodePosition,
   expandInputs,
+  gzipIsWhole,
   readFileBatches,
   sniffFile,
   type FileInput,
@@ -25,7 +26,11 @@ export interface IngestFilesOptions {
   batchRecords?: number;
   /** Read files again even when their checkpoint says they were fully ingested. */
   ignoreCheckpoints?: boolean;
+  /** Called after each file is committed, with how it was read. */
+  onFileDone?: (path: string, how: FileOutcome) => void;
 }
+
+export type FileOutcome = 'fast' | 'stream' | 'skipped' | 'empty' | 'rejected';
 
 /** How many rejected records the summary names (all of them are in quarantine). */
 export const SUMMARY_REJECTION_SAMPLES = 20;
@@ -112,8 +117,13 @@ async function configureForIngest(store: Store): Promise<void> {
 async function ingestOneFile(store: Store, runId: number, file: FileInput, options: IngestFilesOptions, tally: Tally, progress: (bytes: number) => void): Promise<void> {
   const checkpoint = await store.getCheckpoint(file.source);
   const sameFile = checkpoint !== null && checkpoint.fingerprint === file.fingerprint && !options.ignoreCheckpoints;
+  const done = (how: FileOutcome): void => {
+    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`file done (${how}): ${file.path}\n`);
+    options.onFileDone?.(file.path, how);
+  };
   if (sameFile && checkpoint.complete) {
     tally.skipped++;
+    done('skipped');
     return;
   }
   const resumeFrom = sameFile ? decodePosition(checkpoint.position) : null;
@@ -122,26 +132,31 @@ async function ingestOneFile(store: Store, runId: number, file: FileInput, optio
     kind = await sniffFile(file.absPath);
   } catch (e) {
     await rejectWholeFile(store, runId, file, tally, 'unreadable-file', `${file.path}: cannot read (${(e as Error).message})`, '');
+    done('rejected');
     return;
   }
   if (kind.format === 'empty') {
     tally.notes.push(`${file.path}: empty file, nothing to ingest`);
     await store.writeBatch({ runId, events: [], rejections: [], checkpoints: [{ source: file.source, position: encodePosition({ records: 0, lines: 0, byte: 0 }), complete: true, fingerprint: file.fingerprint }] });
+    done('empty');
     return;
   }
   if (kind.format === 'binary') {
     const preview = await readPreview(file.absPath);
     await rejectWholeFile(store, runId, file, tally, 'binary-data', `${file.path}: binary file (NUL bytes at the start), not JSON text`, preview);
+    done('rejected');
     return;
   }
-  if (options.fastPath !== false && kind.format === 'ndjson' && resumeFrom === null) {
-    const done = await tryFastPath(store, runId, file, kind, tally);
-    if (done) {
+  if (options.fastPath !== false && kind.format === 'ndjson' && resumeFrom === null && (!kind.gzip || (await gzipIsWhole(file.absPath)))) {
+    const fast = await tryFastPath(store, runId, file, kind, tally);
+    if (fast) {
       progress(file.size);
+      done('fast');
       return;
     }
   }
   await streamFile(store, runId, file, kind, resumeFrom, options, tally, progress);
+  done('stream');
 }
 
 async function rejectWholeFile(store: Store, runId: number, file: FileInput, tally: Tally, reason: RejectionReason, detail: string, raw: string): Promise<void> {
@@ -171,7 +186,14 @@ function recordToResult(rec: RawRecord, file: FileInput): { events: AuditEvent[]
   if (rec.fullLength !== undefined) {
     return {
       events: [],
-      rejections: [{ source: file.path, location, reason: 'line-too-long', detail: `${file.path}:${rec.line}: record is ${rec.fullLength} characters, over the ${MAX_RECORD_CHARS} limit`, raw: rec.text }],
+      rejections: [{
+        source: file.path,
+        location,
+        reason: 'line-too-long',
+        detail: `${file.path}:${rec.line}: record is ${rec.fullLength} characters, over the ${MAX_RECORD_CHARS} limit`,
+        raw: rec.text,
+        rawBytes: rec.fullBytes,
+      }],
     };
   }
   const result = normalizeRecord(rec.text);

@@ -310,7 +310,7 @@ export class Store {
       reason: r.reason,
       detail: r.detail,
       raw: capRaw(r.raw),
-      rawBytes: Buffer.byteLength(r.raw),
+      rawBytes: r.rawBytes ?? Buffer.byteLength(r.raw),
     }));
     await this.run(
       `INSERT INTO quarantine (source, location, reason, detail, raw, raw_bytes, run_id)

@@ -65,6 +65,8 @@ export interface Rejection {
   reason: RejectionReason;
   detail: string;
   raw: string;
+  /** Size in bytes of the whole record when `raw` was already cut by the reader (default: the size of `raw`). */
+  rawBytes?: number;
 }
 
 /** Where a raw record came from: file + line, topic/partition/offset, SLS shard + cursor, … */

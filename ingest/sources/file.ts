@@ -125,7 +125,8 @@ function globToRegex(glob: string): string {
 
 // ---------------------------------------------------------------- what a file holds
 
-export type FileFormat = 'ndjson' | 'json-array' | 'binary' | 'empty';
+/** `json-values`: one or more JSON documents spread over lines (a pretty-printed event, as in the vendor's samples). */
+export type FileFormat = 'ndjson' | 'json-array' | 'json-values' | 'binary' | 'empty';
 
 export interface FileKind {
   gzip: boolean;
@@ -157,7 +158,30 @@ function formatOf(head: Buffer): FileFormat {
   if (i >= head.length) return 'empty';
   // NUL bytes never occur in JSON text (in any encoding keyfence reads): this is a binary file.
   if (head.includes(0)) return 'binary';
-  return head[i] === 0x5b /* [ */ ? 'json-array' : 'ndjson';
+  if (head[i] === 0x5b /* [ */) return 'json-array';
+  return head[i] === 0x7b /* { */ && spansLines(head.subarray(i).toString('utf8')) ? 'json-values' : 'ndjson';
+}
+
+/** Whether the first line is not a JSON document by itself but the first document, read across lines, is. */
+function spansLines(text: string): boolean {
+  const nl = text.indexOf('\n');
+  const firstLine = nl < 0 ? text : text.slice(0, nl);
+  try {
+    JSON.parse(firstLine);
+    return false;
+  } catch {
+    // read on
+  }
+  let first: string | null = null;
+  const splitter = new ValueSplitter(SNIFF_BYTES, 'values');
+  splitter.push(text, 0, (r) => (first ??= r.text));
+  if (first === null) return false;
+  try {
+    JSON.parse(first);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function gunzipHead(absPath: string): Promise<Buffer> {
@@ -183,6 +207,25 @@ async function gunzipHead(absPath: string): Promise<Buffer> {
   });
 }
 
+/**
+ * Reads a gzip file to its end and says whether it is whole. DuckDB takes a truncated gzip stream for a
+ * shorter file without a word, so a gzip file is checked before DuckDB reads it.
+ */
+export async function gzipIsWhole(absPath: string): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const input = createReadStream(absPath, { highWaterMark: 1 << 20 });
+    const gunzip = createGunzip();
+    gunzip.on('data', () => undefined);
+    gunzip.on('end', () => resolvePromise(true));
+    gunzip.on('error', () => {
+      input.destroy();
+      resolvePromise(false);
+    });
+    input.on('error', () => resolvePromise(false));
+    input.pipe(gunzip);
+  });
+}
+
 // ---------------------------------------------------------------- reading records
 
 export interface RawRecord {
@@ -190,8 +233,10 @@ export interface RawRecord {
   text: string;
   /** 1-based line where the record starts. */
   line: number;
-  /** Set when the record was longer than the cap: its full length in characters. */
+  /** Set when the record was longer than the cap: its full length in characters… */
   fullLength?: number;
+  /** …and in bytes (UTF-8). */
+  fullBytes?: number;
 }
 
 /** Where to resume: records consumed, and for plain NDJSON the byte offset just after the last one. */
@@ -245,8 +290,8 @@ export async function* readFileBatches(file: FileInput, options: ReadOptions): A
   input.on('data', (d) => (compressedRead += (d as Buffer).length));
   const stream: AsyncIterable<Buffer> = options.kind.gzip ? input.pipe(createGunzip()) : input;
   const splitter =
-    options.kind.format === 'json-array'
-      ? new ArraySplitter(options.maxRecordChars)
+    options.kind.format === 'json-array' || options.kind.format === 'json-values'
+      ? new ValueSplitter(options.maxRecordChars, options.kind.format === 'json-array' ? 'array' : 'values')
       : new LineSplitter(options.maxRecordChars, seekable ? from!.lines : 0, startByte);
   const skipRecords = seekable ? 0 : (from?.records ?? 0);
   let records = seekable ? from!.records : 0;
@@ -339,6 +384,7 @@ class LineSplitter implements Splitter {
     this.bytesDone += this.pendingBytes + (newline ? 1 : 0);
     let text = this.parts.length === 1 ? this.parts[0]! : this.parts.join('');
     let full = this.fullLength;
+    const fullBytes = this.pendingBytes;
     if (text.endsWith('\r') && full <= this.cap + 1) {
       text = text.slice(0, -1);
       full--;
@@ -348,7 +394,7 @@ class LineSplitter implements Splitter {
     this.fullLength = 0;
     this.pendingBytes = 0;
     if (full === 0 || (full <= this.cap && text.trim() === '')) return;
-    if (full > this.cap) emit({ text: text.slice(0, this.cap), line: this.linesDone, fullLength: full });
+    if (full > this.cap) emit({ text: text.slice(0, this.cap), line: this.linesDone, fullLength: full, fullBytes });
     else emit({ text, line: this.linesDone });
   }
 
@@ -361,8 +407,11 @@ class LineSplitter implements Splitter {
   }
 }
 
-/** One JSON array of records: yields each top-level element's text, tracking strings and nesting. */
-class ArraySplitter implements Splitter {
+/**
+ * One JSON array of records (`array`), or JSON documents one after another (`values`): yields each element's
+ * or document's text, tracking strings and nesting.
+ */
+class ValueSplitter implements Splitter {
   linesDone = 0;
   bytesDone = 0;
   private line = 1;
@@ -374,7 +423,9 @@ class ArraySplitter implements Splitter {
   private partLength = 0;
   private fullLength = 0;
   private startLine = 1;
-  constructor(private readonly cap: number) {}
+  constructor(private readonly cap: number, private readonly mode: 'array' | 'values') {
+    if (mode === 'values') this.state = 'between';
+  }
 
   push(text: string, _bytes: number, emit: (r: RawRecord) => void): void {
     let segStart = -1;
@@ -391,7 +442,18 @@ class ArraySplitter implements Splitter {
         }
         if (c === 34) this.inString = true;
         else if (c === 123 || c === 91) this.depth++;
-        else if (c === 125 || c === 93) {
+        else if (this.mode === 'values' && (c === 125 || c === 93) && this.depth === 1) {
+          // the document closes: it ends here, and the next one may start
+          this.appendSeg(text, segStart, i + 1);
+          segStart = -1;
+          this.emitElement(emit);
+          this.state = 'between';
+        } else if (this.mode === 'values' && this.depth === 0 && (c === 32 || c === 10 || c === 13 || c === 9)) {
+          this.appendSeg(text, segStart, i);
+          segStart = -1;
+          this.emitElement(emit);
+          this.state = 'between';
+        } else if (c === 125 || c === 93) {
           if (this.depth === 0) {
             // the closing bracket of the array ends the element
             this.appendSeg(text, segStart, i);
@@ -401,7 +463,7 @@ class ArraySplitter implements Splitter {
             continue;
           }
           this.depth--;
-        } else if (c === 44 && this.depth === 0) {
+        } else if (this.mode === 'array' && c === 44 && this.depth === 0) {
           this.appendSeg(text, segStart, i);
           segStart = -1;
           this.emitElement(emit);
@@ -415,8 +477,8 @@ class ArraySplitter implements Splitter {
         continue;
       }
       if (this.state === 'between') {
-        if (c === 44) continue;
-        if (c === 93) {
+        if (this.mode === 'array' && c === 44) continue;
+        if (this.mode === 'array' && c === 93) {
           this.state = 'after';
           continue;
         }
@@ -430,19 +492,27 @@ class ArraySplitter implements Splitter {
     this.linesDone = this.line - 1;
   }
 
+  private droppedBytes = 0;
+
   private appendSeg(text: string, from: number, to: number): void {
     if (to <= from) return;
     this.fullLength += to - from;
+    let keptTo = from;
     if (this.partLength <= this.cap) {
-      const piece = text.slice(from, Math.min(to, from + this.cap + 1 - this.partLength));
+      keptTo = Math.min(to, from + this.cap + 1 - this.partLength);
+      const piece = text.slice(from, keptTo);
       this.parts.push(piece);
       this.partLength += piece.length;
     }
+    if (keptTo < to) this.droppedBytes += Buffer.byteLength(text.slice(keptTo, to));
   }
 
   private emitElement(emit: (r: RawRecord) => void): void {
-    const text = this.parts.join('').trim();
+    const kept = this.parts.join('');
+    const text = kept.trim();
     const full = this.fullLength;
+    const fullBytes = full > this.cap ? Buffer.byteLength(kept) + this.droppedBytes : 0;
+    this.droppedBytes = 0;
     this.parts = [];
     this.partLength = 0;
     this.fullLength = 0;
@@ -450,7 +520,7 @@ class ArraySplitter implements Splitter {
     this.inString = false;
     this.escape = false;
     if (text === '') return;
-    if (full > this.cap) emit({ text: text.slice(0, this.cap), line: this.startLine, fullLength: full });
+    if (full > this.cap) emit({ text: text.slice(0, this.cap), line: this.startLine, fullLength: full, fullBytes });
     else emit({ text, line: this.startLine });
   }
 
