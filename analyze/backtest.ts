@@ -7,9 +7,9 @@ import type { AclProposal, AclRules, TimeWindow } from '../model/types.ts';
 import { isoSeconds } from '../model/window.ts';
 import type { Store } from '../ingest/store.ts';
 import { recommend, DEFAULT_RECOMMEND_OPTIONS } from '../recommend/proposal.ts';
-import { decideRows, keysWithDenials, simulate, type DeniedSource, type SimulationReport, type SourceJudge } from '../recommend/simulate.ts';
+import { decideRows, keysWithDenials, leakJudgeFromRows, simulate, type DeniedSource, type SimulationReport, type SourceJudge } from '../recommend/simulate.ts';
 import { loadProfiles } from './profiles.ts';
-import { loadLeakJudge, loadReplayRows } from './replay.ts';
+import { loadReplayRows } from './replay.ts';
 import { newestEventTime } from './window.ts';
 import { StoreError } from '../model/errors.ts';
 
@@ -52,7 +52,7 @@ export interface BacktestReport {
     admittedIpv4: string;
     admittedIpv6Slash64: string;
   };
-  /** Legitimate = not flagged as a possible leak by classifySources over train + test. */
+  /** Legitimate = not flagged as a possible leak by classifySources over train + test (leakJudgeFromRows). */
   replay: ReplayView;
   /** The sources that broke (legitimate, denied), most calls first. */
   broken: Array<DeniedSource & { accessKeyId: string }>;
@@ -75,7 +75,7 @@ export async function backtest(store: Store, options: BacktestOptions): Promise<
   const rows = await loadReplayRows(store, { window: test });
 
   const verdicts = decideRows(acls, rows);
-  const judge = await loadLeakJudge(store, { window: { from: train.from, to: test.to }, keys: keysWithDenials(rows, verdicts) });
+  const judge = leakJudgeFromRows(rows, { window: { from: train.from, to: test.to }, keys: keysWithDenials(rows, verdicts), earlier: profiles });
   const listBroken = options.listBroken ?? 20;
   const judged = simulate(acls, rows, { judge, examplesPerKey: listBroken, verdicts });
 

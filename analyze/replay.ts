@@ -3,9 +3,8 @@
 // (recommend/simulate.ts), never once per event.
 import { sqlString, type Store } from '../ingest/store.ts';
 import type { KeyKind, SourceKind, TimeWindow } from '../model/types.ts';
-import type { SourceAggregate, SourceJudge } from '../recommend/simulate.ts';
-import { classifySources } from '../recommend/suspicion.ts';
-import { loadProfiles } from './profiles.ts';
+import { SENSITIVE_APIS } from '../model/acl-rules.ts';
+import type { SourceAggregate } from '../recommend/simulate.ts';
 
 /** STS keys are folded into one pseudo key: each session has its own ID, and none is ever governed. */
 export const STS_KEY_PLACEHOLDER = 'STS.*';
@@ -35,6 +34,7 @@ WITH per_day AS (
     exempt,
     CAST(event_time AS DATE) AS day,
     count(*) AS calls, count_if(acl_denied) AS denied, count(error_code) AS errors,
+    count_if(event_name IN (${SENSITIVE_APIS.map(sqlString).join(', ')})) AS sensitive,
     min(event_time) AS first_seen, max(event_time) AS last_seen
   FROM events
   WHERE event_time >= CAST(${sqlString(query.window.from)} AS TIMESTAMP)
@@ -43,7 +43,7 @@ WITH per_day AS (
   GROUP BY ALL
 )
 SELECT key_id AS "accessKeyId", key_kind AS "keyKind", source_kind AS "sourceKind", ip, vpc AS "vpcId", exempt,
-  sum(calls) AS calls, sum(denied) AS "deniedCalls", sum(errors) AS "errorCalls", count(*) AS days,
+  sum(calls) AS calls, sum(denied) AS "deniedCalls", sum(errors) AS "errorCalls", sum(sensitive) AS "sensitiveCalls", count(*) AS days,
   min(first_seen) AS "firstSeen", max(last_seen) AS "lastSeen"
 FROM per_day
 GROUP BY key_id, key_kind, source_kind, ip, vpc, exempt
@@ -56,7 +56,7 @@ export async function loadReplayRows(store: Store, query: ReplayQuery): Promise<
   // Columnar read: at millions of rows, row objects cost more than the query.
   const cols = reader.getColumnsJS();
   const n = reader.currentRowCount;
-  const [key, keyKind, sourceKind, ip, vpcId, exempt, calls, denied, errors, days, first, last] = cols as unknown[][];
+  const [key, keyKind, sourceKind, ip, vpcId, exempt, calls, denied, errors, sensitive, days, first, last] = cols as unknown[][];
   const out: SourceAggregate[] = new Array(n);
   for (let i = 0; i < n; i++) {
     out[i] = {
@@ -69,6 +69,7 @@ export async function loadReplayRows(store: Store, query: ReplayQuery): Promise<
       calls: Number(calls![i]),
       deniedCalls: Number(denied![i]),
       errorCalls: Number(errors![i]),
+      sensitiveCalls: Number(sensitive![i]),
       days: Number(days![i]),
       firstSeen: isoTime(first![i]),
       lastSeen: isoTime(last![i]),
@@ -80,27 +81,6 @@ export async function loadReplayRows(store: Store, query: ReplayQuery): Promise<
 function isoTime(v: unknown): string {
   if (v instanceof Date) return v.toISOString().replace(/\.\d{3}Z$/, 'Z');
   return String(v);
-}
-
-/**
- * The leak judge a replay uses: a source is not legitimate when `classifySources` (recommend/suspicion.ts)
- * flags it as a possible leak over `window` (public sources only; VPC sources are always legitimate).
- * Pools are judged with the other affected keys as evidence (not the whole account: cheaper).
- */
-export async function loadLeakJudge(store: Store, query: { window: TimeWindow; keys: string[] }): Promise<SourceJudge> {
-  if (query.keys.length === 0) return () => ({ legitimate: true });
-  // Only the keys that would lose calls: their profiles are the pool evidence too (cheaper than the account's).
-  const profiles = await loadProfiles(store, { window: query.window, keys: query.keys });
-  const leaks = new Map<string, string>();
-  for (const profile of profiles) {
-    for (const leak of classifySources(profile, { window: query.window, accountProfiles: profiles }).leaks) {
-      leaks.set(`${profile.accessKeyId}\u0000${leak.ip}`, leak.reason);
-    }
-  }
-  return (accessKeyId, source) => {
-    const reason = source.sourceKind === 'public' ? leaks.get(`${accessKeyId}\u0000${source.ip}`) : undefined;
-    return reason ? { legitimate: false, reason } : { legitimate: true };
-  };
 }
 
 /** Last call per permanent key over the whole store (dormancy). */

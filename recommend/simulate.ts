@@ -3,7 +3,8 @@
 // every decision is `decide()` from model/acl-rules.ts, so replay and enforcement cannot disagree.
 import { parseAddress, prefixEnd } from '../model/address.ts';
 import { decide, governingAcl, VERDICT_TEXT, type AclsInForce, type CompiledAcl, type GovernedCall, type Verdict, type VerdictCode } from '../model/acl-rules.ts';
-import type { KeyKind, SourceKind } from '../model/types.ts';
+import type { KeyKind, KeyProfile, SourceKind, SourceUsage, TimeWindow } from '../model/types.ts';
+import { classifySources } from './suspicion.ts';
 
 /** One key × source × exempt combination over a window, summed. `ip` is null for sources that are not addresses. */
 export interface SourceAggregate {
@@ -17,6 +18,8 @@ export interface SourceAggregate {
   /** Calls the real ACL refused (AccessPolicyDenied) when they were made. */
   deniedCalls: number;
   errorCalls: number;
+  /** Calls to SENSITIVE_APIS (model/acl-rules.ts); the leak heuristics weigh them. */
+  sensitiveCalls?: number;
   days: number;
   firstSeen: string;
   lastSeen: string;
@@ -465,5 +468,70 @@ export function drift(input: DriftInput): DriftReport {
     dormantKeys,
     newKeysWithoutAcl,
     needsAttention: newDeniedSources.length + unusedEntries.length + dormantKeys.length + newKeysWithoutAcl.length > 0,
+  };
+}
+
+// ---------------------------------------------------------------- judging sources from the same aggregates
+
+/**
+ * The leak judge of a replay: a public source is not legitimate when `classifySources` (recommend/suspicion.ts)
+ * flags it as a possible leak. Profiles are folded from the replay rows themselves (no second scan of the
+ * events), merged with `earlier` profiles of a disjoint earlier window when given (backtest: the training
+ * window), so "new" means new against the whole history seen. Only `keys` are judged; pools are looked for
+ * with those keys as evidence. VPC sources are always legitimate.
+ */
+export function leakJudgeFromRows(rows: readonly SourceAggregate[], options: { window: TimeWindow; keys: readonly string[]; earlier?: readonly KeyProfile[] }): SourceJudge {
+  const wanted = new Set(options.keys);
+  if (wanted.size === 0) return () => LEGITIMATE;
+  const profiles = new Map<string, KeyProfile>();
+  for (const p of options.earlier ?? []) {
+    if (wanted.has(p.accessKeyId)) profiles.set(p.accessKeyId, { ...p, publicSources: p.publicSources.map((s) => ({ ...s })) });
+  }
+  const sourceIndex = new Map<string, SourceUsage>();
+  for (const p of profiles.values()) for (const s of p.publicSources) sourceIndex.set(`${p.accessKeyId}\u0000${s.ip}`, s);
+  for (const row of rows) {
+    if (!row.accessKeyId || !wanted.has(row.accessKeyId)) continue;
+    let profile = profiles.get(row.accessKeyId);
+    if (!profile) {
+      profile = {
+        accessKeyId: row.accessKeyId, keyKind: row.keyKind, identityType: null, userName: null, accountId: null,
+        firstSeen: row.firstSeen, lastSeen: row.lastSeen, totalCalls: 0, publicSources: [], vpcSources: [], exemptOnlySources: [],
+        stsCalls: 0, internalCalls: 0, serviceCalls: 0, invalidSourceCalls: 0, deniedCalls: 0,
+      };
+      profiles.set(row.accessKeyId, profile);
+    }
+    if (row.firstSeen < profile.firstSeen) profile.firstSeen = row.firstSeen;
+    if (row.lastSeen > profile.lastSeen) profile.lastSeen = row.lastSeen;
+    profile.totalCalls += row.calls;
+    if (row.keyKind !== 'permanent' || row.exempt || row.sourceKind !== 'public' || !row.ip) continue;
+    const id = `${row.accessKeyId}\u0000${row.ip}`;
+    const known = sourceIndex.get(id);
+    if (known) {
+      known.calls += row.calls;
+      known.days += row.days; // the windows are disjoint
+      known.errorCalls += row.errorCalls;
+      known.deniedCalls += row.deniedCalls;
+      known.sensitiveCalls += row.sensitiveCalls ?? 0;
+      if (row.firstSeen < known.firstSeen) known.firstSeen = row.firstSeen;
+      if (row.lastSeen > known.lastSeen) known.lastSeen = row.lastSeen;
+      continue;
+    }
+    const usage: SourceUsage = {
+      ip: row.ip, family: row.ip.includes(':') ? 6 : 4, calls: row.calls, days: row.days, firstSeen: row.firstSeen, lastSeen: row.lastSeen,
+      errorCalls: row.errorCalls, deniedCalls: row.deniedCalls, sensitiveCalls: row.sensitiveCalls ?? 0, services: [], userAgents: [],
+    };
+    profile.publicSources.push(usage);
+    sourceIndex.set(id, usage);
+  }
+  const all = [...profiles.values()];
+  const leaks = new Map<string, string>();
+  for (const profile of all) {
+    for (const leak of classifySources(profile, { window: options.window, accountProfiles: all }).leaks) {
+      leaks.set(`${profile.accessKeyId}\u0000${leak.ip}`, leak.reason);
+    }
+  }
+  return (accessKeyId, source) => {
+    const reason = source.sourceKind === 'public' ? leaks.get(`${accessKeyId}\u0000${source.ip}`) : undefined;
+    return reason ? { legitimate: false, reason } : LEGITIMATE;
   };
 }

@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseAclText } from '../model/acl-file.ts';
+import type { KeyProfile } from '../model/types.ts';
 import { decide, type AclsInForce, type GovernedCall } from '../model/acl-rules.ts';
-import { breaksLegitimateTraffic, decideRows, drift, simulate, type SourceAggregate } from '../recommend/simulate.ts';
+import { breaksLegitimateTraffic, decideRows, drift, leakJudgeFromRows, simulate, type SourceAggregate } from '../recommend/simulate.ts';
 
 const KEY = 'LTAIkey00001';
 const OTHER = 'LTAIother001';
@@ -200,5 +201,33 @@ describe('the fast replay path', () => {
         expect(fast[i]).toEqual(decide(acls, { accessKeyId: a.accessKeyId, keyKind: a.keyKind, sourceKind: a.sourceKind, ip: a.ip, vpcId: a.vpcId, exemptService: a.exempt }));
       });
     }), { numRuns: 300 });
+  });
+});
+
+describe('judging denied sources from the replay rows', () => {
+  const base = { accessKeyId: KEY, keyKind: 'permanent' as const, sourceKind: 'public' as const, vpcId: null, exempt: false, deniedCalls: 0, sensitiveCalls: 0 };
+  const established: SourceAggregate = { ...base, ip: '203.0.113.10', calls: 500, errorCalls: 0, days: 20, firstSeen: '2026-11-01T00:00:00Z', lastSeen: '2026-11-20T00:00:00Z' };
+  const burst: SourceAggregate = { ...base, ip: '198.18.7.7', calls: 12, errorCalls: 11, sensitiveCalls: 4, days: 1, firstSeen: '2026-11-18T00:00:00Z', lastSeen: '2026-11-18T01:00:00Z' };
+  const growth: SourceAggregate = { ...base, ip: '203.0.113.77', calls: 40, errorCalls: 0, days: 3, firstSeen: '2026-11-18T00:00:00Z', lastSeen: '2026-11-20T00:00:00Z' };
+  const window = { from: '2026-11-01T00:00:00Z', to: '2026-11-21T00:00:00Z' };
+
+  it('flags a failing burst from a new, far address and keeps nearby growth legitimate', () => {
+    const judge = leakJudgeFromRows([established, burst, growth], { window, keys: [KEY] });
+    expect(judge(KEY, { ip: '198.18.7.7', vpcId: null, sourceKind: 'public' })).toMatchObject({ legitimate: false, reason: expect.stringMatching(/possible leak/) });
+    expect(judge(KEY, { ip: '203.0.113.77', vpcId: null, sourceKind: 'public' }).legitimate).toBe(true);
+    expect(judge(KEY, { ip: '198.18.7.7', vpcId: 'vpc-a', sourceKind: 'vpc' }).legitimate).toBe(true);
+  });
+
+  it('judges a test window against the training profiles before it', () => {
+    const testOnly = leakJudgeFromRows([burst], { window, keys: [KEY] });
+    // Alone, the burst is the key's first source: nothing to be new against.
+    expect(testOnly(KEY, { ip: '198.18.7.7', vpcId: null, sourceKind: 'public' }).legitimate).toBe(true);
+    const training: KeyProfile = {
+      accessKeyId: KEY, keyKind: 'permanent', identityType: null, userName: null, accountId: null, firstSeen: established.firstSeen, lastSeen: '2026-11-14T00:00:00Z',
+      totalCalls: 500, vpcSources: [], exemptOnlySources: [], stsCalls: 0, internalCalls: 0, serviceCalls: 0, invalidSourceCalls: 0, deniedCalls: 0,
+      publicSources: [{ ip: '203.0.113.10', family: 4, calls: 500, days: 14, firstSeen: established.firstSeen, lastSeen: '2026-11-14T00:00:00Z', errorCalls: 0, deniedCalls: 0, sensitiveCalls: 0, services: [], userAgents: [] }],
+    };
+    const judged = leakJudgeFromRows([burst], { window, keys: [KEY], earlier: [training] });
+    expect(judged(KEY, { ip: '198.18.7.7', vpcId: null, sourceKind: 'public' }).legitimate).toBe(false);
   });
 });

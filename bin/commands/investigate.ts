@@ -11,10 +11,10 @@ import { Store } from '../../ingest/store.ts';
 import { resolveStoreWindow } from '../../analyze/window.ts';
 import { loadSourceHistory, type SourceHistory } from '../../analyze/history.ts';
 import { loadDenials, type DenialGroup } from '../../analyze/denials.ts';
-import { loadKeyLastSeen, loadKnownKeys, loadLeakJudge, loadReplayRows } from '../../analyze/replay.ts';
+import { loadKeyLastSeen, loadKnownKeys, loadReplayRows } from '../../analyze/replay.ts';
 import { backtest, parseTruth, type BacktestReport, type GroundTruth } from '../../analyze/backtest.ts';
 import { explainCall, type Explanation } from '../../recommend/explain.ts';
-import { breaksLegitimateTraffic, decideRows, drift, keysWithDenials, simulate, type DriftReport, type SimulationReport } from '../../recommend/simulate.ts';
+import { breaksLegitimateTraffic, decideRows, drift, keysWithDenials, leakJudgeFromRows, simulate, type DriftReport, type SimulationReport } from '../../recommend/simulate.ts';
 import { action, durationOption, printJson, resolveDbPaths, withCommonOptions } from '../common.ts';
 
 interface CommonFlags {
@@ -258,7 +258,7 @@ async function simulateCommand(proposalPath: string | undefined, flags: Simulate
     const window = await resolveStoreWindow(store, { since: flags.since }, '30d');
     const rows = await loadReplayRows(store, { window });
     const verdicts = decideRows(acls, rows);
-    const judge = await loadLeakJudge(store, { window, keys: keysWithDenials(rows, verdicts) });
+    const judge = leakJudgeFromRows(rows, { window, keys: keysWithDenials(rows, verdicts) });
     const report = simulate(acls, rows, { judge, examplesPerKey, verdicts });
     const breaks = breaksLegitimateTraffic(report);
     if (flags.json) printJson({ window, breaksLegitimateTraffic: breaks, ...report });
@@ -373,7 +373,9 @@ async function driftCommand(flags: DriftFlags): Promise<number> {
     const usageWindow = await resolveStoreWindow(store, { since: `${unusedDays}d` }, '30d');
     const recentRows = await loadReplayRows(store, { window: recentWindow });
     const usageRows = await loadReplayRows(store, { window: usageWindow });
-    const judge = await loadLeakJudge(store, { window: usageWindow, keys: keysWithDenials(recentRows, decideRows(approved.inForce, recentRows)) });
+    // Judge new sources against the longer of the two windows: "new" needs history to be new against.
+    const [judgeRows, judgeWindow] = recentWindow.from < usageWindow.from ? [recentRows, recentWindow] : [usageRows, usageWindow];
+    const judge = leakJudgeFromRows(judgeRows, { window: judgeWindow, keys: keysWithDenials(recentRows, decideRows(approved.inForce, recentRows)) });
     const covered = approved.proposal?.accountLevel?.coveredKeys ?? [];
     const report = drift({ approved: approved.inForce, approvedKeys: [...approved.keyLevel.keys(), ...covered], recentRows, usageRows, judge });
     const lastSeen = await loadKeyLastSeen(store);
