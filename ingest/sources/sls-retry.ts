@@ -67,11 +67,14 @@ function toSourceError(call: string, e: unknown, disposition: Disposition, attem
     });
   }
   if (disposition === 'transient') {
+    const stalled = e instanceof SlsServiceError && e.code === 'ShardStalled';
     return new SourceError(`SLS ${call} still failing after ${attempts} attempts: ${describe(e)}`, {
       cause: e,
       context,
       retriable: true,
-      hint: 'the service is throttling or unreachable; everything committed so far is checkpointed, run the same command again later to resume',
+      hint: stalled
+        ? 'the shard gives no logs before its end cursor: if --to is earlier than where the last run stopped, the stored cursor is already past it (drop --to)'
+        : 'the service is throttling or unreachable; everything committed so far is checkpointed, run the same command again later to resume',
     });
   }
   return new SourceError(`SLS ${call} failed: ${describe(e)}`, { cause: e, context, hint: 'check --endpoint, --project and --logstore' });
