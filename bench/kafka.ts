@@ -12,7 +12,7 @@ const FETCH = { maxBytes: 64 * 1024 * 1024, maxBytesPerPartition: 8 * 1024 * 102
 
 export default async function kafkaSection(ctx: BenchContext): Promise<BenchSection> {
   const events = ctx.scale === 'full' ? 1_000_000 : 100_000;
-  const cli = process.env.KEYFENCE_BENCH_CLI ?? join(ctx.root, 'bin', 'keyfence.js');
+  const cli = join(ctx.root, 'bin', 'keyfence.js');
   const broker = await startKafkaBroker({ log: ctx.log, heapMiB: 768 });
   try {
     const topic = 'bench-trail';

@@ -10,7 +10,7 @@ import { Store } from '../ingest/store.ts';
 import { asSlsLog, committedOffsets, createTopic, groupAssignments, produce, setCommittedOffsets, startTestBroker, testEvent, TEST_SASL_USER, type KafkaBroker, type TestMessage } from './kafka-broker.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const CLI = process.env.KEYFENCE_TEST_CLI ?? join(ROOT, 'bin', 'keyfence.js');
+const CLI = join(ROOT, 'bin', 'keyfence.js');
 
 let broker: KafkaBroker;
 let dir: string;
@@ -130,17 +130,24 @@ describe('keyfence ingest --kafka', () => {
 
     const first = ingest(kafkaArgs(topic, group, part1, '--until-caught-up'), env);
     const second = ingest(kafkaArgs(topic, group, part2, '--until-caught-up'), env);
-    // Kill the first process once the group is shared and it is part way through its own partitions.
+    // Kill the first process once the group is shared and it has committed work of its own on its partitions.
     const firstId = `-${first.child.pid}`;
     let firstPartitions: number[] = [];
+    let baseline: number | null = null;
     let committedAtKill = 0;
     await waitFor('the first process to be part way through its partitions', async () => {
       const assignments = await groupAssignments(broker.brokers, group, topic);
-      if (assignments.size !== 2) return false;
-      firstPartitions = [...assignments].find(([clientId]) => clientId.endsWith(firstId))?.[1] ?? [];
+      const mine = [...assignments].find(([clientId]) => clientId.endsWith(firstId))?.[1] ?? [];
+      if (assignments.size !== 2 || mine.length === 0) return false;
       const offsets = await committedOffsets(broker.brokers, group, topic);
-      committedAtKill = firstPartitions.reduce((sum, p) => sum + (offsets.get(p) ?? 0), 0);
-      return firstPartitions.length > 0 && committedAtKill > 0;
+      const committed = mine.reduce((sum, p) => sum + (offsets.get(p) ?? 0), 0);
+      if (baseline === null || mine.join() !== firstPartitions.join()) {
+        firstPartitions = mine;
+        baseline = committed;
+        return false;
+      }
+      committedAtKill = committed;
+      return committed > baseline;
     });
     first.child.kill('SIGKILL');
     const killed = await first.done;

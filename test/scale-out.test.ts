@@ -10,7 +10,7 @@ import { Store } from '../ingest/store.ts';
 import { asSlsLog, createTopic, produce, startTestBroker, testEvent, type KafkaBroker, type TestMessage } from './kafka-broker.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const CLI = process.env.KEYFENCE_TEST_CLI ?? join(ROOT, 'bin', 'keyfence.js');
+const CLI = join(ROOT, 'bin', 'keyfence.js');
 const WINDOW = { from: '2026-10-01T00:00:00Z', to: '2026-11-01T00:00:00Z' };
 
 let broker: KafkaBroker;

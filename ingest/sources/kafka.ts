@@ -67,18 +67,34 @@ export interface KafkaConsumeResult {
   partitions: PartitionProgress[];
 }
 
+/**
+ * What the caller does with each batch, in two steps so the next batch can be decoded while the previous one
+ * is being written: `prepare` runs as soon as a batch arrives (CPU work, e.g. parsing), `write` runs strictly
+ * one at a time, in arrival order (the store's transaction). A batch's offsets are committed to the group only
+ * after its `write` resolved.
+ */
+export interface BatchHandler<T> {
+  prepare(batch: KafkaBatch): T;
+  write(prepared: T, batch: KafkaBatch): Promise<void>;
+}
+
 export interface KafkaSource {
   /**
-   * Delivers batches one at a time to `onBatch`; a batch's offsets are committed after `onBatch` resolves.
-   * Resolves when caught up (`until-caught-up`) or after `stop()`; rejects with a SourceError when the cluster
-   * is unreachable, the topic is missing, or `onBatch` throws (nothing of that batch is committed).
+   * Delivers every batch to `handler`. Resolves when caught up (`until-caught-up`) or after `stop()`, once every
+   * delivered batch is written and committed; rejects with a SourceError when the cluster is unreachable or the
+   * topic missing, or with the error of a failed `write` (nothing after it is written or committed).
    */
-  consume(onBatch: (batch: KafkaBatch) => Promise<void>): Promise<KafkaConsumeResult>;
-  /** Finishes the batch in hand, commits it, leaves the group. Safe to call more than once or before consume. */
-  stop(): Promise<void>;
+  consume<T>(handler: BatchHandler<T>): Promise<KafkaConsumeResult>;
+  /** Stops taking batches, finishes and commits the ones in hand, leaves the group. Safe to call any time. */
+  stop(): void;
 }
 
 const CHECK_INTERVAL_MS = 250;
+/** About 5,000 ActionTrail events per partition per fetch: one store transaction each (measured in bench/kafka.ts). */
+export const DEFAULT_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
+export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+/** Batches decoded ahead of the one being written: enough to overlap decoding with writing, bounded memory. */
+const MAX_BATCHES_IN_FLIGHT = 2;
 
 /** Parses `host:port[,host:port…]`. */
 export function parseBrokerList(text: string): string[] {
@@ -92,6 +108,8 @@ export function parseBrokerList(text: string): string[] {
   }
   return brokers;
 }
+
+type Watermarks = Map<number, { low: bigint; high: bigint }>;
 
 export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
   const { topic, groupId, mode } = options;
@@ -116,35 +134,75 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
   });
 
   // Offsets are int64: compared as bigint, passed as decimal strings.
+  /** Per partition, the next offset known to be stored (here, or committed by the group): for "caught up". */
   const position = new Map<number, bigint>();
-  const floor = new Map<number, bigint>();
+  /** Per partition, the next offset after the last record handed to the caller (or in the store at start). */
+  const delivered = new Map<number, bigint>();
   for (const [p, o] of options.storedPositions ?? []) {
-    floor.set(p, BigInt(o));
     position.set(p, BigInt(o));
+    delivered.set(p, BigInt(o));
   }
   const advance = (partition: number, next: bigint): void => {
     if ((position.get(partition) ?? -1n) < next) position.set(partition, next);
   };
   let assigned: number[] = [];
   let joined = false;
-  let consumer: Consumer | null = null;
-  let stopping: Promise<void> | null = null;
-  let finish: ((reason: KafkaConsumeResult['reason']) => void) | null = null;
-  let fail: ((e: unknown) => void) | null = null;
+  let stopRequested = false;
+  let wakeStop: (() => void) | null = null;
 
-  const stop = async (): Promise<void> => {
-    if (!stopping) {
-      stopping = (async () => {
-        if (consumer) await consumer.disconnect();
-      })();
-    }
-    await stopping;
-    finish?.('stopped');
+  const stop = (): void => {
+    stopRequested = true;
+    wakeStop?.();
   };
 
-  const consume = async (onBatch: (batch: KafkaBatch) => Promise<void>): Promise<KafkaConsumeResult> => {
+  const consume = async <T>(handler: BatchHandler<T>): Promise<KafkaConsumeResult> => {
     const admin = kafka.admin();
+    let consumer: Consumer | null = null;
     let checkTimer: NodeJS.Timeout | null = null;
+    let failure: { error: unknown } | null = null;
+    /** Batches delivered and not yet written and committed, oldest first; each write waits for the one before. */
+    const inFlight: Array<Promise<void>> = [];
+    let tail: Promise<void> = Promise.resolve();
+    let watermarks: Watermarks = new Map();
+    let reason: KafkaConsumeResult['reason'] = 'stopped';
+
+    const ended = new Promise<void>((resolve) => {
+      wakeStop = resolve;
+      if (stopRequested) resolve();
+    });
+    const failWith = (error: unknown): void => {
+      failure ??= { error };
+      stop();
+    };
+
+    const commit = async (partition: number, next: bigint): Promise<void> => {
+      try {
+        await consumer!.commitOffsets([{ topic, partition, offset: next.toString() }]);
+      } catch (e) {
+        // The store holds the batch: a refused commit (a rebalance moved the partition) only means its next
+        // owner reads it again, and event IDs make that harmless.
+        log(`kafka warning: offset ${next} of ${topic}/${partition} not committed (${e instanceof Error ? e.message : String(e)}); it will be read again`);
+      }
+    };
+
+    /** Queues a write (or none, to move the committed offset only) behind the ones in flight. */
+    const enqueue = (partition: number, next: bigint, write: (() => Promise<void>) | null): void => {
+      const entry = tail.then(async () => {
+        if (failure) return;
+        try {
+          if (write) await write();
+        } catch (e) {
+          failWith(e);
+          return;
+        }
+        advance(partition, next);
+        await commit(partition, next);
+      });
+      tail = entry;
+      inFlight.push(entry);
+      void entry.finally(() => inFlight.splice(inFlight.indexOf(entry), 1));
+    };
+
     try {
       await admin.connect().catch((e) => {
         throw unreachable(options.brokers, e);
@@ -158,49 +216,34 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
           context: { topic },
         });
       }
-      const watermarks = new Map<number, { low: bigint; high: bigint }>();
-      for (const o of await admin.fetchTopicOffsets(topic)) watermarks.set(o.partition, { low: BigInt(o.low), high: BigInt(o.high) });
+      watermarks = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }]));
+      if (stopRequested) return result('stopped', watermarks);
 
-      if (stopping) return result('stopped', watermarks);
       const c = kafka.consumer({
         groupId,
         sessionTimeout: options.sessionTimeoutMs ?? 10_000,
         heartbeatInterval: Math.max(500, Math.floor((options.sessionTimeoutMs ?? 10_000) / 5)),
         rebalanceTimeout: 60_000,
-        maxBytes: options.maxBytes ?? 64 * 1024 * 1024,
-        maxBytesPerPartition: options.maxBytesPerPartition ?? 8 * 1024 * 1024,
+        maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+        maxBytesPerPartition: options.maxBytesPerPartition ?? DEFAULT_MAX_BYTES_PER_PARTITION,
         maxWaitTimeInMs: options.maxWaitTimeMs ?? 250,
         allowAutoTopicCreation: false,
         // Give up rather than restart forever: the caller reports the failure and the next run resumes.
         retry: { retries: 5, restartOnFailure: async () => false },
       });
       consumer = c;
-
-      const done = new Promise<KafkaConsumeResult['reason']>((resolve, reject) => {
-        finish = resolve;
-        fail = reject;
-      });
       c.on(c.events.GROUP_JOIN, (e) => {
         assigned = [...(e.payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b);
         joined = true;
       });
       c.on(c.events.CRASH, (e) => {
-        if (!e.payload.restart) fail?.(new SourceError(`the Kafka consumer stopped: ${e.payload.error.message}`, { cause: e.payload.error, retriable: true, hint: 'run the same command again: it resumes from the stored positions' }));
+        if (!e.payload.restart) failWith(unreachable(options.brokers, e.payload.error));
       });
       // Batches made only of transaction markers never reach eachBatch: follow them here so a partition ending in
       // a marker still counts as caught up.
       c.on(c.events.END_BATCH_PROCESS, (e) => {
         if (e.payload.topic === topic && e.payload.batchSize === 0) advance(e.payload.partition, BigInt(e.payload.lastOffset) + 1n);
       });
-
-      const commit = async (payload: EachBatchPayload, partition: number, next: bigint): Promise<void> => {
-        payload.resolveOffset((next - 1n).toString());
-        advance(partition, next);
-        // The store already holds this batch: a failed commit (a rebalance took the partition) only means the
-        // next owner re-reads it, and event IDs make that harmless.
-        await payload.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
-        await payload.heartbeat();
-      };
 
       await c.connect().catch((e) => {
         throw unreachable(options.brokers, e);
@@ -212,65 +255,75 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
         partitionsConsumedConcurrently: 1,
         eachBatch: async (payload: EachBatchPayload) => {
           const { batch } = payload;
-          if (!payload.isRunning() || payload.isStale()) return;
-          const start = floor.get(batch.partition);
+          if (stopRequested || !payload.isRunning() || payload.isStale()) return;
+          const partition = batch.partition;
+          const from = delivered.get(partition);
           const records: KafkaRecord[] = [];
           for (const m of batch.messages) {
-            if (start !== undefined && BigInt(m.offset) < start) continue;
-            records.push({ offset: m.offset, value: m.value });
+            if (from === undefined || BigInt(m.offset) >= from) records.push({ offset: m.offset, value: m.value });
           }
           const next = BigInt(batch.lastOffset()) + 1n;
           if (records.length === 0) {
-            // Everything here is already in the store: jump to the store's position instead of re-reading.
-            if (start !== undefined && start > next) c.seek({ topic, partition: batch.partition, offset: start.toString() });
-            else if (start !== undefined) await commit(payload, batch.partition, next);
+            // Already stored (or on its way): jump ahead rather than re-read, and let the group catch up.
+            if (from !== undefined && from > next) c.seek({ topic, partition, offset: from.toString() });
+            else enqueue(partition, next, null);
             return;
           }
+          const kafkaBatch: KafkaBatch = { topic, partition, records, nextOffset: next.toString() };
+          let prepared: T;
           try {
-            await onBatch({ topic, partition: batch.partition, records, nextOffset: next.toString() });
+            prepared = handler.prepare(kafkaBatch);
           } catch (e) {
-            fail?.(e);
-            // Leave the batch unresolved and uncommitted; stop fetching more.
-            payload.pause();
+            failWith(e);
             return;
           }
-          await commit(payload, batch.partition, next);
+          delivered.set(partition, next);
+          payload.resolveOffset(batch.lastOffset());
+          enqueue(partition, next, () => handler.write(prepared, kafkaBatch));
+          while (inFlight.length >= MAX_BATCHES_IN_FLIGHT) {
+            await inFlight[0];
+            await payload.heartbeat().catch(() => undefined);
+          }
         },
       });
 
       if (mode === 'until-caught-up') {
         let checking = false;
         checkTimer = setInterval(() => {
-          if (checking || !joined) return;
+          if (checking || !joined || stopRequested) return;
           checking = true;
           caughtUp(admin, watermarks)
-            .then((yes) => (yes ? finish?.('caught-up') : undefined))
+            .then((yes) => {
+              if (yes) {
+                reason = 'caught-up';
+                stop();
+              }
+            })
             .catch(() => undefined)
             .finally(() => (checking = false));
         }, CHECK_INTERVAL_MS);
       }
-      const reason = await done;
-      if (checkTimer) clearInterval(checkTimer);
-      await stop_();
-      return result(reason, watermarks);
+      await ended;
     } catch (e) {
-      await stop_().catch(() => undefined);
-      if (e instanceof SourceError || e instanceof UsageError) throw e;
-      if (e instanceof Error && e.name.startsWith('KafkaJS')) throw unreachable(options.brokers, e);
-      throw e;
+      failWith(e);
     } finally {
+      stopRequested = true;
       if (checkTimer) clearInterval(checkTimer);
+      // Every batch handed out is written and committed before the group is left.
+      await tail;
+      await consumer?.disconnect().catch(() => undefined);
       await admin.disconnect().catch(() => undefined);
     }
-
-    async function stop_(): Promise<void> {
-      if (!stopping) stopping = consumer ? consumer.disconnect() : Promise.resolve();
-      await stopping;
+    if (failure) {
+      const e = (failure as { error: unknown }).error;
+      if (e instanceof Error && e.name.startsWith('KafkaJS')) throw unreachable(options.brokers, e);
+      throw e;
     }
+    return result(reason, watermarks);
   };
 
   /** Every assigned partition at or past the high-water mark seen at start (by this process or the group). */
-  const caughtUp = async (admin: ReturnType<Kafka['admin']>, watermarks: Map<number, { low: bigint; high: bigint }>): Promise<boolean> => {
+  const caughtUp = async (admin: ReturnType<Kafka['admin']>, watermarks: Watermarks): Promise<boolean> => {
     const behind = assigned.filter((p) => (position.get(p) ?? -1n) < (watermarks.get(p)?.high ?? 0n));
     if (behind.length === 0) return true;
     // A partition handed over by a rebalance may have been finished by its previous owner.
@@ -281,10 +334,10 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
     return assigned.every((p) => (position.get(p) ?? -1n) >= (watermarks.get(p)?.high ?? 0n));
   };
 
-  const result = (reason: KafkaConsumeResult['reason'], watermarks?: Map<number, { low: bigint; high: bigint }>): KafkaConsumeResult => ({
+  const result = (reason: KafkaConsumeResult['reason'], watermarks: Watermarks): KafkaConsumeResult => ({
     reason,
     assigned: [...assigned],
-    partitions: [...(watermarks ?? new Map()).entries()]
+    partitions: [...watermarks.entries()]
       .sort(([a], [b]) => a - b)
       .map(([partition, w]) => ({ partition, position: position.get(partition)?.toString() ?? null, highWatermark: w.high.toString() })),
   });
