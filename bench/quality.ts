@@ -9,9 +9,11 @@ import { normalizeRecord } from '../ingest/actiontrail.ts';
 import { Store } from '../ingest/store.ts';
 import { loadProfiles, loadSourceAggregates } from '../analyze/profiles.ts';
 import { isoSeconds } from '../model/window.ts';
-import type { AuditEvent, KeyProfile, TimeWindow } from '../model/types.ts';
+import type { AclProposal, AuditEvent, KeyProfile, TimeWindow } from '../model/types.ts';
+import { decide } from '../model/acl-rules.ts';
+import { parseAddress, parsePrefix, prefixContains } from '../model/address.ts';
 import { DEFAULT_RECOMMEND_OPTIONS, recommend, type RecommendOptions } from '../recommend/proposal.ts';
-import { evaluateAgainstTruth, type HeldOutRow, type QualityReport } from '../recommend/evaluate.ts';
+import { aclsOfProposal, evaluateAgainstTruth, type HeldOutRow, type QualityReport } from '../recommend/evaluate.ts';
 import { fmt, verdict, type BenchContext, type BenchSection } from './harness.ts';
 
 const DAY_MS = 86_400_000;
@@ -69,8 +71,56 @@ export async function prepareBacktest(world: WorldOptions, dbPath: string): Prom
 }
 
 export function runBacktest(b: Backtest, overrides: Partial<RecommendOptions> = {}): QualityReport {
-  const proposal = recommend(b.profiles, { ...DEFAULT_RECOMMEND_OPTIONS, window: b.train, generatedAt: b.train.to, ...overrides });
-  return evaluateAgainstTruth(proposal, b.heldOut, b.truth);
+  return evaluateAgainstTruth(proposeFor(b, overrides), b.heldOut, b.truth);
+}
+
+export function proposeFor(b: Backtest, overrides: Partial<RecommendOptions> = {}): AclProposal {
+  return recommend(b.profiles, { ...DEFAULT_RECOMMEND_OPTIONS, window: b.train, generatedAt: b.train.to, ...overrides });
+}
+
+/**
+ * Why the falsely denied held-out calls were denied: a one-off of the truth, a source first seen in the held-out
+ * days (nothing in training to learn it from), or a source seen in training and excluded (by reason code).
+ */
+/** Whether the held-out row's address lies in one of the key's true networks that training already saw an address of. */
+function networkSeenInTraining(r: HeldOutRow, t: GroundTruth['keys'][number] | undefined, seen: Set<string> | undefined): boolean {
+  if (!t || !r.ip || !seen) return false;
+  const a = parseAddress(r.ip);
+  if (!a) return false;
+  const networks = r.sourceKind === 'vpc' ? t.vpcNetworks.filter((v) => v.vpcId === r.vpcId).flatMap((v) => v.cidrs) : t.publicNetworks;
+  const seenAddresses = [...seen].map((id) => id.split('|').at(-1)!).map((ip) => parseAddress(ip)).filter((x) => x !== null);
+  return networks.some((cidr) => {
+    const p = parsePrefix(cidr);
+    return p && prefixContains(p, a) && seenAddresses.some((s) => prefixContains(p, s));
+  });
+}
+
+export function denialCauses(b: Backtest, proposal: AclProposal): Map<string, number> {
+  const acls = aclsOfProposal(proposal);
+  const seen = new Map<string, Set<string>>();
+  for (const p of b.profiles) seen.set(p.accessKeyId, new Set([...p.publicSources.map((s) => s.ip), ...p.vpcSources.map((s) => `${s.vpcId}|${s.ip}`)]));
+  const excluded = new Map<string, string>();
+  for (const k of [...proposal.accessKeys, ...(proposal.keysWithoutAcl ?? [])]) {
+    for (const e of k.excluded) excluded.set(`${k.accessKeyId}|${e.vpcId && e.vpcId !== e.source ? `${e.vpcId}|` : ''}${e.source}`, e.code);
+    for (const e of k.excluded) if (e.vpcId && e.vpcId === e.source) excluded.set(`${k.accessKeyId}|vpc:${e.vpcId}`, e.code);
+  }
+  const truth = new Map(b.truth.keys.map((k) => [k.accessKeyId, k]));
+  const causes = new Map<string, number>();
+  for (const r of b.heldOut) {
+    const t = truth.get(r.accessKeyId);
+    if (r.ip && t?.leakSources.includes(r.ip)) continue;
+    const v = decide(acls, { accessKeyId: r.accessKeyId, keyKind: r.keyKind, sourceKind: r.sourceKind, ip: r.ip, vpcId: r.vpcId, exemptService: r.exempt });
+    if (v.allowed || !v.governedBy) continue;
+    const id = r.sourceKind === 'vpc' ? `${r.vpcId}|${r.ip}` : r.ip ?? '';
+    let cause: string;
+    if (r.ip && t?.oneOffSources.includes(r.ip)) cause = 'one-off';
+    else if (excluded.has(`${r.accessKeyId}|${id}`)) cause = `excluded in training: ${excluded.get(`${r.accessKeyId}|${id}`)}`;
+    else if (r.vpcId && excluded.has(`${r.accessKeyId}|vpc:${r.vpcId}`)) cause = 'excluded in training: over-limit VPC';
+    else if (!seen.get(r.accessKeyId)?.has(id)) cause = networkSeenInTraining(r, t, seen.get(r.accessKeyId)) ? 'new address of a network seen in training' : 'new address of a network never seen in training';
+    else cause = 'other';
+    causes.set(cause, (causes.get(cause) ?? 0) + r.calls);
+  }
+  return causes;
 }
 
 function pct(x: number, digits = 3): string {

@@ -179,7 +179,12 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     plan.warnings.push(`${plural(plan.leaks.length, 'possible leak source')} excluded: if those calls were not yours, rotate this key now (see excluded)`);
   }
   if (profile.deniedCalls > 0) {
-    plan.warnings.push(`${plural(profile.deniedCalls, 'call')} in the window were already refused by an ACL in force (AccessPolicyDenied)`);
+    const refused = [...profile.publicSources, ...profile.vpcSources].filter((s) => s.deniedCalls > 0);
+    const admittedRefused = refused.filter((s) => [...plan.publicCandidates, ...[...plan.vpcCandidates.values()].flat()].some((c) => c.usage === s)).map((s) => s.ip).sort(compareAddressText);
+    plan.warnings.push(
+      `${plural(profile.deniedCalls, 'call')} in the window were already refused by an ACL in force (AccessPolicyDenied)` +
+        (admittedRefused.length > 0 ? `; this proposal admits ${plural(admittedRefused.length, 'refused source')} (${admittedRefused.slice(0, 5).join(', ')}${admittedRefused.length > 5 ? ', …' : ''}): confirm they are yours` : ''),
+    );
   }
 
   const governed = profile.publicSources.length + profile.vpcSources.length;

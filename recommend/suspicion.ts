@@ -31,6 +31,12 @@ export const SUSPICION_THRESHOLDS = {
   leakMinorShare: 0.05,
   /** …or that is a fixed address on a key whose established calls come from dynamic pools at least this much. */
   poolOnlyShare: 0.8,
+  /** New addresses inside one block of this length are one network (a NAT's addresses) for the minor-share test. */
+  networkPrefix: { 4: 24, 6: 48 } as Record<IpFamily, number>,
+  /** An address used on at most this many days is short-lived… */
+  shortLivedDays: 3,
+  /** …and a key with at least this share of short-lived addresses rotates (runners, functions). */
+  rotatingKeyShare: 0.5,
   /** Pool member: an address seen on at most this many days (it rotates). */
   poolMemberMaxDays: 2,
   /** A pool needs at least this many rotating addresses in one block (over every key)… */
@@ -211,7 +217,8 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
   const add = (scope: string, s: SourceUsage, key: string): void => {
     if (s.days > T.poolMemberMaxDays) return;
     // A loud source (mostly failures, or probing) is no evidence of anyone's pool.
-    if (s.errorCalls >= T.leakMinErrorCalls && s.errorCalls >= T.leakErrorShare * s.calls) return;
+    const errors = Math.max(0, s.errorCalls - s.deniedCalls);
+    if (errors >= T.leakMinErrorCalls && errors >= T.leakErrorShare * s.calls) return;
     if (s.sensitiveCalls >= T.leakMinSensitiveCalls && s.sensitiveCalls >= T.leakSensitiveShare * s.calls) return;
     const a = parseAddress(s.ip);
     if (!a) return;
@@ -400,6 +407,17 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
     return a && inPool(a.family, a.value) ? n + s.calls : n;
   }, 0);
   const poolOnly = establishedCalls > 0 && pooledCalls >= T.poolOnlyShare * establishedCalls;
+  // A key whose addresses mostly come and go (runners, functions) stops using addresses all the time.
+  const shortLived = profile.publicSources.filter((s) => s.days <= T.shortLivedDays).length;
+  const rotatingKey = profile.publicSources.length >= 4 && shortLived >= T.rotatingKeyShare * profile.publicSources.length;
+  // New addresses arriving together in one block (a NAT's addresses) are judged as one network.
+  const newGroupDaily = new Map<string, number>();
+  for (const s of profile.publicSources) {
+    const a = parseAddress(s.ip);
+    if (!a || !isNew(s)) continue;
+    const g = groupKey(a.family, a.value, T.networkPrefix[a.family]);
+    newGroupDaily.set(g, (newGroupDaily.get(g) ?? 0) + s.calls / Math.max(1, s.days));
+  }
   const leaks: SuspiciousSource[] = [];
   for (const s of profile.publicSources) {
     if (!isNew(s)) continue;
@@ -407,15 +425,20 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
     if (!a) continue;
     const pooled = inPool(a.family, a.value);
     const far = !pooled && !nearGroups.has(groupKey(a.family, a.value, T.nearPrefix[a.family]));
-    const errorShare = s.calls > 0 ? s.errorCalls / s.calls : 0;
-    const highError = s.errorCalls >= T.leakMinErrorCalls && errorShare >= T.leakErrorShare;
+    // Calls refused by the ACL in force fail whoever makes them: they are no sign of a leak.
+    const errors = Math.max(0, s.errorCalls - s.deniedCalls);
+    const errorShare = s.calls > 0 ? errors / s.calls : 0;
+    const highError = errors >= T.leakMinErrorCalls && errorShare >= T.leakErrorShare;
     const sensitiveShare = s.calls > 0 ? s.sensitiveCalls / s.calls : 0;
     const sensitive = s.sensitiveCalls >= T.leakMinSensitiveCalls && sensitiveShare >= Math.max(T.leakSensitiveShare, T.leakSensitiveOverBaseline * baselineSensitiveShare);
-    const stopped = s.days >= T.quietRunMinDays && ms(s.lastSeen) <= keyEnd - T.stopGapDays * DAY_MS;
+    // Whole UTC days between the source's last call and the key's: hours of the day do not matter.
+    const ended = Math.floor(keyEnd / DAY_MS) - Math.floor(ms(s.lastSeen) / DAY_MS) >= T.stopGapDays;
+    const stopped = !rotatingKey && s.days >= T.quietRunMinDays && ended;
     // Growth (a new NAT, a new EIP) moves real load; a leaked key used on the side carries a sliver of it.
-    const minor = s.days >= T.quietRunMinDays && s.calls / s.days < T.leakMinorShare * keyDailyCalls;
+    const minor = s.days >= T.quietRunMinDays && (newGroupDaily.get(groupKey(a.family, a.value, T.networkPrefix[a.family])) ?? 0) < T.leakMinorShare * keyDailyCalls;
     const loud = (far && (highError || sensitive)) || (highError && sensitive);
-    const offPattern = far && s.days >= T.quietRunMinDays && poolOnly;
+    // On a key of rotating addresses a short run that ended is normal; an address that stays in use is not.
+    const offPattern = far && poolOnly && (rotatingKey ? !ended && s.days > T.shortLivedDays : s.days >= T.quietRunMinDays);
     const quiet = far && (stopped || minor || offPattern);
     if (!loud && !quiet) continue;
     const signals: LeakSignal[] = ['new-source'];
