@@ -275,6 +275,7 @@ describe('SLS retry policy', () => {
     expect(classifySlsError(new SlsServiceError('SignatureNotMatch', 'x', 401, null))).toBe('auth');
     expect(classifySlsError(new SlsServiceError('Unauthorized', 'x', 403, null))).toBe('auth');
     expect(classifySlsError(new SlsServiceError('LogStoreNotExist', 'x', 404, null))).toBe('fatal');
+    expect(classifySlsError(new Error('unable to get credentials from any of the providers in the chain: …'))).toBe('auth');
   });
 
   it('backs off exponentially with jitter, capped, for a bounded number of attempts', async () => {

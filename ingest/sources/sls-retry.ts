@@ -45,6 +45,8 @@ export function classifySlsError(e: unknown): Disposition {
   const code = errorCode(e);
   if (NETWORK_CODES.has(code)) return 'transient';
   const message = e instanceof Error ? e.message : String(e);
+  // The default credential chain found nothing usable (no env, profile, RAM role, OIDC).
+  if (/unable to get credentials/i.test(message)) return 'auth';
   // A connection cut mid-body surfaces as "aborted", "socket hang up", a premature close, or a short body that the
   // gateway's decompressor or our protobuf decoder rejects: all are the same transient cut.
   if (/socket hang up|aborted|premature close|ECONNRESET|timeout|Failed to decompress|unexpected uncompressed size|index out of range|invalid wire type/i.test(message)) return 'transient';
