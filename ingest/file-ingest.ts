@@ -238,6 +238,7 @@ async function streamFile(
     tally.quarantined += written.quarantined;
     tally.reject(rejections);
     lastPosition = batch.position;
+    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`batch committed: ${file.path} after record ${batch.position.records}\n`);
     progress(Math.min(batch.bytesRead, file.size));
   }
   await store.writeBatch({ runId, events: [], rejections: [], checkpoints: [{ source: file.source, position: encodePosition(lastPosition), complete: true, fingerprint: file.fingerprint }] });

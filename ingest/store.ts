@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
   inserted     BIGINT,
   duplicates   BIGINT,
   quarantined  BIGINT,
-  status       VARCHAR                 -- running | ok | partial | failed
+  status       VARCHAR                 -- running | ok | partial | failed | interrupted (killed before it finished)
 );
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 `;
@@ -263,6 +263,8 @@ export class Store {
   /** Starts an ingest run and returns its ID (recorded in `ingest_runs` with status `running`). */
   async beginRun(sourceKind: IngestSourceKind): Promise<number> {
     this.assertWritable();
+    // One writer per database file: a run still marked running was cut short (killed, crashed).
+    await this.run(`UPDATE ingest_runs SET status = 'interrupted' WHERE status = 'running'`);
     const [row] = await this.query<{ id: number }>(`SELECT coalesce(max(run_id), 0) + 1 AS id FROM ingest_runs`);
     const runId = row!.id;
     await this.run(`INSERT INTO ingest_runs (run_id, source_kind, started_at, read, inserted, duplicates, quarantined, status)
