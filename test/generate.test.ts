@@ -174,7 +174,7 @@ describe('generateEvents', () => {
           else expect(inAny(key!.publicNetworks, ip) && isPublicAddress(parseAddress(ip)!), where).toBe(true);
           break;
         case 'late-legit':
-          expect(key!.lateLegitSources, where).toContain(ip);
+          expect(key!.lateLegitSources, where).toContain(parseAddress(ip)!.text);
           expect(inAny(key!.publicNetworks, ip), where).toBe(true);
           break;
         case 'one-off':
@@ -217,6 +217,32 @@ describe('generateEvents', () => {
     const otherErrors = events.filter((e) => e.event.errorCode && !isAclDenial(e.event.errorCode as string, e.event.errorMessage as string));
     expect(otherErrors.length).toBeGreaterThan(events.length * 0.003);
     expect(otherErrors.length).toBeLessThan(events.length * 0.1);
+  });
+
+  it('rotates a key: same user and networks, a few days side by side, then the old key falls silent', () => {
+    const next = world.truth.keys.find((k) => k.rotation?.replaces)!;
+    const old = truthOf.get(next.rotation!.replaces!)!;
+    expect(old.rotation?.replacedBy).toBe(next.accessKeyId);
+    expect(next.userName).toBe(old.userName);
+    expect(next.publicNetworks).toEqual(old.publicNetworks);
+    const days = (id: string) => events.filter((e) => (e.event.userIdentity as Record<string, string>).accessKeyId === id).map((e) => (e.event.eventTime as string).slice(0, 10));
+    const oldDays = days(old.accessKeyId);
+    const nextDays = days(next.accessKeyId);
+    expect(nextDays[0]! >= next.rotation!.on).toBe(true);
+    expect(oldDays[oldDays.length - 1]! < nextDays[nextDays.length - 1]!).toBe(true);
+    expect(oldDays.some((d) => nextDays.includes(d))).toBe(true);
+  });
+
+  it('moves a dynamic office line to a new address every few days inside its carrier pool', () => {
+    const key = world.truth.keys.find((k) => k.profile === 'dynamic-office')!;
+    const legit = events.filter((e) => e.label === 'legit' && (e.event.userIdentity as Record<string, string>).accessKeyId === key.accessKeyId);
+    const perDay = new Map<string, Set<string>>();
+    for (const e of legit) {
+      const day = (e.event.eventTime as string).slice(0, 10);
+      perDay.set(day, (perDay.get(day) ?? new Set()).add(e.event.sourceIpAddress as string));
+    }
+    expect([...perDay.values()].every((s) => s.size <= 2)).toBe(true);
+    expect(new Set(legit.map((e) => e.event.sourceIpAddress)).size).toBeGreaterThan(2);
   });
 
   it('makes loud leaks fail and probe, and quiet leaks look ordinary', () => {
