@@ -286,6 +286,12 @@ const EVENT_STRUCT = JSON.stringify({
 const IDENTITY_STRUCT = JSON.stringify({ type: 'VARCHAR', accessKeyId: 'VARCHAR', accountId: 'VARCHAR', principalId: 'VARCHAR', userName: 'VARCHAR' });
 const OUTER_STRUCT = JSON.stringify({ event: 'VARCHAR', Events: 'JSON' });
 
+/**
+ * DuckDB's JSON reader accepts trailing commas and NaN/Infinity, which JSON (and JSON.parse) does not: a line
+ * showing either, even inside a string value, is left to `normalizeRecord`.
+ */
+const LENIENT_JSON_PATTERN = ',[ \\t\\r\\n]*[]}]|[:,[][ \\t\\r\\n]*-?(NaN|Infinity)';
+
 const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
 /** Canonical dotted-quad IPv4 (what `parseAddress` accepts and prints unchanged). */
 const CANONICAL_V4_PATTERN = `^${OCTET}(\\.${OCTET}){3}$`;
@@ -336,7 +342,8 @@ checked AS (
       AND regexp_full_match(event_time_text, '[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z')
       AND event_time IS NOT NULL
       AND strlen(line) <= ${MAX_RECORD_CHARS}
-      AND NOT contains(line, chr(65533)),
+      AND NOT contains(line, chr(65533))
+      AND NOT regexp_matches(line, ${sqlLiteral(LENIENT_JSON_PATTERN)}),
       false) AS ok,
     nullif(u.accessKeyId, '') AS access_key_id, nullif(u.type, '') AS identity_type,
     regexp_full_match(ip, ${sqlLiteral(CANONICAL_V4_PATTERN)}) AS v4
