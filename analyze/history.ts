@@ -1,10 +1,11 @@
 // A source's history with one key (first/last seen, calls, days, services, errors), its neighbours (same /24,
 // or /64 for IPv6, with that key), the other keys seen from it, and whether it looks new or like a pool.
 import { maskValue, formatPrefix, parseAddress, type Address } from '../model/address.ts';
-import type { SourceKind, TimeWindow } from '../model/types.ts';
+import { SENSITIVE_APIS } from '../model/acl-rules.ts';
+import type { KeyKind, SourceKind, TimeWindow } from '../model/types.ts';
 import { sqlString, type Store } from '../ingest/store.ts';
+import { profilesFromRows, type SourceAggregate } from '../recommend/simulate.ts';
 import { classifySources, SUSPICION_THRESHOLDS } from '../recommend/suspicion.ts';
-import { loadProfiles } from './profiles.ts';
 
 /** Neighbours are looked for inside these blocks. */
 export const NEIGHBOUR_PREFIX = { 4: 24, 6: 64 } as const;
@@ -48,24 +49,49 @@ function inWindow(window: TimeWindow, column = 'event_time'): string {
 
 export async function loadSourceHistory(store: Store, query: HistoryQuery): Promise<SourceHistory> {
   const { accessKeyId, address, vpcId, window } = query;
+  // One scan of the key's events, split by exempt service so the governed part can feed the leak heuristics.
   const keyRows = await store.query<Record<string, unknown>>(`
-    SELECT source_kind AS "sourceKind", source_ip AS ip, vpc_id AS "vpcId", count(*) AS calls,
-      count(DISTINCT CAST(event_time AS DATE)) AS days, min(event_time) AS "firstSeen", max(event_time) AS "lastSeen",
-      count(error_code) AS "errorCalls", count_if(acl_denied) AS "deniedCalls"
+    SELECT key_kind AS "keyKind", source_kind AS "sourceKind", source_ip AS ip, vpc_id AS "vpcId", exempt, count(*) AS calls,
+      list(DISTINCT CAST(event_time AS DATE)) AS days, min(event_time) AS "firstSeen", max(event_time) AS "lastSeen",
+      count(error_code) AS "errorCalls", count_if(acl_denied) AS "deniedCalls",
+      count_if(event_name IN (${SENSITIVE_APIS.map(sqlString).join(', ')})) AS "sensitiveCalls"
     FROM events
     WHERE access_key_id = ${sqlString(accessKeyId)} AND ${inWindow(window)}
     GROUP BY ALL`);
-  const records: SourceRecord[] = keyRows.map((r) => ({
+  const aggregates: SourceAggregate[] = keyRows.map((r) => ({
+    accessKeyId,
+    keyKind: r.keyKind as KeyKind,
     sourceKind: r.sourceKind as SourceKind,
-    ip: (r.ip as string | null) ?? '',
+    ip: (r.ip as string | null) ?? null,
     vpcId: (r.vpcId as string | null) ?? null,
+    exempt: r.exempt === true,
     calls: Number(r.calls),
-    days: Number(r.days),
+    deniedCalls: Number(r.deniedCalls),
+    errorCalls: Number(r.errorCalls),
+    sensitiveCalls: Number(r.sensitiveCalls),
+    days: (r.days as unknown[]).length,
     firstSeen: r.firstSeen as string,
     lastSeen: r.lastSeen as string,
-    errorCalls: Number(r.errorCalls),
-    deniedCalls: Number(r.deniedCalls),
   }));
+  // For display, a source is its address (and VPC) whatever the service.
+  const merged = new Map<string, SourceRecord & { dayList: Set<string> }>();
+  keyRows.forEach((r, i) => {
+    const a = aggregates[i]!;
+    const id = `${a.sourceKind}\u0000${a.ip ?? ''}\u0000${a.vpcId ?? ''}`;
+    const m = merged.get(id);
+    const dayList = (r.days as unknown[]).map(String);
+    if (!m) {
+      merged.set(id, { sourceKind: a.sourceKind, ip: a.ip ?? '', vpcId: a.vpcId, calls: a.calls, days: 0, firstSeen: a.firstSeen, lastSeen: a.lastSeen, errorCalls: a.errorCalls, deniedCalls: a.deniedCalls, dayList: new Set(dayList) });
+      return;
+    }
+    m.calls += a.calls;
+    m.errorCalls += a.errorCalls;
+    m.deniedCalls += a.deniedCalls;
+    if (a.firstSeen < m.firstSeen) m.firstSeen = a.firstSeen;
+    if (a.lastSeen > m.lastSeen) m.lastSeen = a.lastSeen;
+    for (const d of dayList) m.dayList.add(d);
+  });
+  const records: SourceRecord[] = [...merged.values()].map(({ dayList, ...rest }) => ({ ...rest, days: dayList.size }));
   const key = {
     accessKeyId,
     seen: records.length > 0,
@@ -109,10 +135,10 @@ export async function loadSourceHistory(store: Store, query: HistoryQuery): Prom
       AND key_kind = 'permanent' AND ${inWindow(window)}
     GROUP BY 1 ORDER BY calls DESC, "accessKeyId" LIMIT ${OTHER_KEYS_LISTED}`)).map((r) => ({ accessKeyId: r.accessKeyId, calls: Number(r.calls) }));
 
-  return { window, key, source, neighbours, otherKeys, looks: await judge(store, query, key, exact, neighbours.addresses) };
+  return { window, key, source, neighbours, otherKeys, looks: judge(aggregates, query, key, exact, neighbours.addresses) };
 }
 
-async function judge(store: Store, query: HistoryQuery, key: SourceHistory['key'], exact: SourceRecord | null, neighbourAddresses: number): Promise<SourceHistory['looks']> {
+function judge(aggregates: SourceAggregate[], query: HistoryQuery, key: SourceHistory['key'], exact: SourceRecord | null, neighbourAddresses: number): SourceHistory['looks'] {
   const reasons: string[] = [];
   const newAfterMs = SUSPICION_THRESHOLDS.newAfterDays * DAY_MS;
   let newSource = false;
@@ -130,7 +156,7 @@ async function judge(store: Store, query: HistoryQuery, key: SourceHistory['key'
   let poolLike = false;
   let possibleLeak = false;
   if (key.seen && query.vpcId === null) {
-    const [profile] = await loadProfiles(store, { window: query.window, keys: [query.accessKeyId] });
+    const [profile] = profilesFromRows(aggregates, { keys: [query.accessKeyId] });
     if (profile) {
       const { leaks, pools } = classifySources(profile, { window: query.window });
       const pool = pools.find((p) => p.family === query.address.family && maskValue(query.address.value, p.family, p.length) === p.base);

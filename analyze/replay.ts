@@ -91,8 +91,13 @@ export async function loadKeyLastSeen(store: Store): Promise<Map<string, string>
   return new Map(rows.map((r) => [r.key, r.last]));
 }
 
-/** Every AccessKey ID the store has seen (validating ACL files: an unknown key is a typo or the wrong store). */
-export async function loadKnownKeys(store: Store): Promise<Set<string>> {
-  const rows = await store.query<{ key: string }>('SELECT DISTINCT access_key_id AS key FROM events WHERE access_key_id IS NOT NULL');
+/**
+ * The AccessKey IDs the store has seen, among `candidates` when given (validating ACL files: an unknown key is
+ * a typo or the wrong store).
+ */
+export async function loadKnownKeys(store: Store, candidates?: readonly string[]): Promise<Set<string>> {
+  if (candidates && candidates.length === 0) return new Set();
+  const filter = candidates ? `access_key_id IN (${candidates.map(sqlString).join(', ')})` : 'access_key_id IS NOT NULL';
+  const rows = await store.query<{ key: string }>(`SELECT DISTINCT access_key_id AS key FROM events WHERE ${filter}`);
   return new Set(rows.map((r) => r.key));
 }

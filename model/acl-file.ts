@@ -26,6 +26,8 @@ export interface LoadedAcls {
   accountLevel: AclRules | null;
   /** Key-level ACLs, sorted by AccessKey ID. */
   keyLevel: Map<string, AclRules>;
+  /** Every AccessKey ID the file names, sorted (also keys whose Inactive empty policy means "no ACL"). */
+  namedKeys: string[];
   inForce: AclsInForce;
   /** The proposal itself when the file was one (evidence, warnings, window…). */
   proposal: AclProposal | null;
@@ -98,6 +100,7 @@ export function readAclValue(value: unknown, options: AclFileOptions = {}): Load
     wrapped,
     accountLevel: loaded.accountLevel,
     keyLevel,
+    namedKeys: [...new Set(loaded.keyPaths.map(([id]) => id))].sort(),
     inForce: {
       accountLevel: loaded.accountLevel ? compileAcl(loaded.accountLevel) : null,
       keyLevel: new Map([...keyLevel.entries()].map(([k, v]) => [k, compileAcl(v)])),

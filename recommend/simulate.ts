@@ -474,15 +474,12 @@ export function drift(input: DriftInput): DriftReport {
 // ---------------------------------------------------------------- judging sources from the same aggregates
 
 /**
- * The leak judge of a replay: a public source is not legitimate when `classifySources` (recommend/suspicion.ts)
- * flags it as a possible leak. Profiles are folded from the replay rows themselves (no second scan of the
- * events), merged with `earlier` profiles of a disjoint earlier window when given (backtest: the training
- * window), so "new" means new against the whole history seen. Only `keys` are judged; pools are looked for
- * with those keys as evidence. VPC sources are always legitimate.
+ * Profiles of `keys` folded from replay rows (public sources only: what the leak and pool heuristics read;
+ * services and user agents left empty), merged with `earlier` profiles of a disjoint earlier window when
+ * given. No second scan of the events.
  */
-export function leakJudgeFromRows(rows: readonly SourceAggregate[], options: { window: TimeWindow; keys: readonly string[]; earlier?: readonly KeyProfile[] }): SourceJudge {
+export function profilesFromRows(rows: readonly SourceAggregate[], options: { keys: readonly string[]; earlier?: readonly KeyProfile[] }): KeyProfile[] {
   const wanted = new Set(options.keys);
-  if (wanted.size === 0) return () => LEGITIMATE;
   const profiles = new Map<string, KeyProfile>();
   for (const p of options.earlier ?? []) {
     if (wanted.has(p.accessKeyId)) profiles.set(p.accessKeyId, { ...p, publicSources: p.publicSources.map((s) => ({ ...s })) });
@@ -523,7 +520,18 @@ export function leakJudgeFromRows(rows: readonly SourceAggregate[], options: { w
     profile.publicSources.push(usage);
     sourceIndex.set(id, usage);
   }
-  const all = [...profiles.values()];
+  return [...profiles.values()].sort((a, b) => cmp(a.accessKeyId, b.accessKeyId));
+}
+
+/**
+ * The leak judge of a replay: a public source is not legitimate when `classifySources` (recommend/suspicion.ts)
+ * flags it as a possible leak over `profilesFromRows` (with `earlier` = the training profiles in a backtest,
+ * so "new" means new against the whole history seen). Only `keys` are judged; pools are looked for with those
+ * keys as evidence. VPC sources are always legitimate.
+ */
+export function leakJudgeFromRows(rows: readonly SourceAggregate[], options: { window: TimeWindow; keys: readonly string[]; earlier?: readonly KeyProfile[] }): SourceJudge {
+  if (options.keys.length === 0) return () => LEGITIMATE;
+  const all = profilesFromRows(rows, options);
   const leaks = new Map<string, string>();
   for (const profile of all) {
     for (const leak of classifySources(profile, { window: options.window, accountProfiles: all }).leaks) {

@@ -71,6 +71,7 @@ describe('reading AccessKeyPolicy documents', () => {
   it('reads an Inactive policy with no statements as no policy at all', () => {
     const loaded = parseAclText(JSON.stringify({ account: doc('Active', []), LTAIa0000001: doc('Inactive', []) }));
     expect(loaded.keyLevel.has('LTAIa0000001')).toBe(false);
+    expect(loaded.namedKeys).toEqual(['LTAIa0000001']);
     expect(loaded.inForce.accountLevel).toMatchObject({ enabled: true, publicRule: null, vpcRules: [] });
   });
 });

@@ -95,15 +95,18 @@ async function openStore(flags: CommonFlags): Promise<Store> {
   return Store.open(paths.length === 1 ? paths[0]! : paths, { readOnly: true });
 }
 
-/** Reads and validates an ACL/proposal file; keys unknown to the store are rejected. */
-function readAcls(path: string, knownKeys: ReadonlySet<string> | null): LoadedAcls {
+/** Reads and validates an ACL/proposal file; keys the store has never seen are rejected with their path. */
+async function readAcls(path: string, store: Store): Promise<LoadedAcls> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new InvalidInputError(`cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`, { hint: 'check the path', context: { file: path } });
   }
-  return parseAclText(text, { source: path, knownKeys });
+  const loaded = parseAclText(text, { source: path });
+  const known = await loadKnownKeys(store, loaded.namedKeys);
+  // Read again against the keys the store knows: the first unknown one is reported with its exact path.
+  return known.size === loaded.namedKeys.length ? loaded : parseAclText(text, { source: path, knownKeys: known });
 }
 
 function positiveInt(name: string, text: string): number {
@@ -141,7 +144,7 @@ async function explainCommand(flags: ExplainFlags): Promise<number> {
   if (flags.vpc !== undefined && !/^vpc-[0-9a-z]+$/i.test(flags.vpc)) throw new UsageError(`--vpc ${JSON.stringify(flags.vpc)} is not a VPC ID`, { hint: 'e.g. vpc-bp1abc…' });
   const store = await openStore(flags);
   try {
-    const acls = flags.acl ? readAcls(flags.acl, await loadKnownKeys(store)) : null;
+    const acls = flags.acl ? await readAcls(flags.acl, store) : null;
     const explanation = explainCall(acls?.inForce ?? null, { accessKeyId: flags.key, address, vpcId: flags.vpc ?? null, service: flags.service ?? null });
     const window = await resolveStoreWindow(store, { since: flags.since }, '90d');
     const history = await loadSourceHistory(store, { accessKeyId: flags.key, address, vpcId: flags.vpc ?? null, window });
@@ -207,7 +210,7 @@ interface ExplainedDenial extends DenialGroup {
 async function denialsCommand(flags: DenialsFlags): Promise<number> {
   const store = await openStore(flags);
   try {
-    const acls = flags.acl ? readAcls(flags.acl, await loadKnownKeys(store)) : null;
+    const acls = flags.acl ? await readAcls(flags.acl, store) : null;
     const window = await resolveStoreWindow(store, { since: flags.since }, '7d');
     const groups = await loadDenials(store, { window, keys: flags.key });
     const explained: ExplainedDenial[] = groups.map((g) => {
@@ -251,9 +254,8 @@ async function simulateCommand(proposalPath: string | undefined, flags: Simulate
   const examplesPerKey = positiveInt('--examples', flags.examples);
   const store = await openStore(flags);
   try {
-    const known = await loadKnownKeys(store);
-    const inForce = flags.acl ? readAcls(flags.acl, known).inForce : null;
-    const proposal = proposalPath ? readAcls(proposalPath, known).inForce : null;
+    const inForce = flags.acl ? (await readAcls(flags.acl, store)).inForce : null;
+    const proposal = proposalPath ? (await readAcls(proposalPath, store)).inForce : null;
     const acls: AclsInForce = inForce && proposal ? overlayAcls(inForce, proposal) : (proposal ?? inForce)!;
     const window = await resolveStoreWindow(store, { since: flags.since }, '30d');
     const rows = await loadReplayRows(store, { window });
@@ -368,7 +370,7 @@ async function driftCommand(flags: DriftFlags): Promise<number> {
   if (unusedDays === 0) throw new UsageError('--unused-days must be at least 1');
   const store = await openStore(flags);
   try {
-    const approved = readAcls(flags.approved, await loadKnownKeys(store));
+    const approved = await readAcls(flags.approved, store);
     const recentWindow = await resolveStoreWindow(store, { since: flags.since }, '1d');
     const usageWindow = await resolveStoreWindow(store, { since: `${unusedDays}d` }, '30d');
     const recentRows = await loadReplayRows(store, { window: recentWindow });
