@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -194,4 +194,13 @@ function canConnect(port: number): Promise<boolean> {
     socket.once('error', () => done(false));
     socket.connect(port, '127.0.0.1', () => done(true));
   });
+}
+
+// `node --import tsx scripts/kafka/broker.ts`: a broker for trying keyfence by hand, until Ctrl-C.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const broker = await startKafkaBroker({ log: (m) => process.stderr.write(`${m}\n`) });
+  process.stdout.write(`${broker.brokers}\n`);
+  const shutdown = (): void => void broker.stop().then(() => process.exit(0));
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
 }
