@@ -12,6 +12,8 @@ import { isoSeconds } from '../model/window.ts';
 import type { AclProposal, AuditEvent, KeyProfile, TimeWindow } from '../model/types.ts';
 import { decide } from '../model/acl-rules.ts';
 import { parseAddress, parsePrefix, prefixContains } from '../model/address.ts';
+import { MAX_ENTRIES_PER_ACL } from '../model/acl-rules.ts';
+import { optimalCover } from '../recommend/cidr.ts';
 import { DEFAULT_RECOMMEND_OPTIONS, recommend, type RecommendOptions } from '../recommend/proposal.ts';
 import { aclsOfProposal, evaluateAgainstTruth, type HeldOutRow, type QualityReport } from '../recommend/evaluate.ts';
 import { fmt, verdict, type BenchContext, type BenchSection } from './harness.ts';
@@ -95,7 +97,7 @@ function networkSeenInTraining(r: HeldOutRow, t: GroundTruth['keys'][number] | u
   });
 }
 
-export function denialCauses(b: Backtest, proposal: AclProposal): Map<string, number> {
+export function denialCauses(b: Backtest, proposal: AclProposal, perKey?: Map<string, Map<string, number>>): Map<string, number> {
   const acls = aclsOfProposal(proposal);
   const seen = new Map<string, Set<string>>();
   for (const p of b.profiles) seen.set(p.accessKeyId, new Set([...p.publicSources.map((s) => s.ip), ...p.vpcSources.map((s) => `${s.vpcId}|${s.ip}`)]));
@@ -119,6 +121,11 @@ export function denialCauses(b: Backtest, proposal: AclProposal): Map<string, nu
     else if (!seen.get(r.accessKeyId)?.has(id)) cause = networkSeenInTraining(r, t, seen.get(r.accessKeyId)) ? 'new address of a network seen in training' : 'new address of a network never seen in training';
     else cause = 'other';
     causes.set(cause, (causes.get(cause) ?? 0) + r.calls);
+    if (perKey) {
+      const mine = perKey.get(r.accessKeyId) ?? new Map<string, number>();
+      mine.set(cause, (mine.get(cause) ?? 0) + r.calls);
+      perKey.set(r.accessKeyId, mine);
+    }
   }
   return causes;
 }
@@ -137,18 +144,63 @@ export function meetsTargets(q: QualityReport): boolean {
   );
 }
 
-function row(label: string, q: QualityReport): string[] {
+/** Causes no proposal made from the training days could avoid: nothing in training to learn them from, or the vendor's limits. */
+const UNAVOIDABLE = new Set(['one-off', 'new address of a network never seen in training', 'excluded in training: over-limit VPC']);
+
+export interface Measured {
+  report: QualityReport;
+  causes: Map<string, number>;
+  /** False-deny share without the unavoidable causes. */
+  avoidableShare: number;
+  /** The worst key's share without the unavoidable causes. */
+  avoidableWorst: { accessKeyId: string; share: number } | null;
+  /** Units of the best cover of the true public networks within the vendor's limits (what is expressible at all). */
+  expressibleTrueUnits: number;
+}
+
+/** Runs the backtest and splits the false denials by cause (per key too). */
+export function measure(b: Backtest, overrides: Partial<RecommendOptions> = {}): Measured {
+  const proposal = proposeFor(b, overrides);
+  const report = evaluateAgainstTruth(proposal, b.heldOut, b.truth);
+  const perKey = new Map<string, Map<string, number>>();
+  const causes = denialCauses(b, proposal, perKey);
+  const avoidable = [...causes].filter(([c]) => !UNAVOIDABLE.has(c)).reduce((n, [, v]) => n + v, 0);
+  let avoidableWorst: Measured['avoidableWorst'] = null;
+  for (const k of report.perKey) {
+    if (!k.governedBy || k.legitCalls === 0) continue;
+    const mine = [...(perKey.get(k.accessKeyId) ?? new Map<string, number>())].filter(([c]) => !UNAVOIDABLE.has(c)).reduce((n, [, v]) => n + v, 0);
+    const share = mine / k.legitCalls;
+    if (!avoidableWorst || share > avoidableWorst.share) avoidableWorst = { accessKeyId: k.accessKeyId, share };
+  }
+  let expressibleTrueUnits = 0;
+  for (const k of report.perKey) {
+    if (!k.governedBy) continue;
+    const t = b.truth.keys.find((x) => x.accessKeyId === k.accessKeyId);
+    const items = (t?.publicNetworks ?? []).map((c) => parsePrefix(c)).filter((p) => p !== null).map((p) => ({ family: p.family, base: p.base, length: p.length }));
+    if (items.length === 0) continue;
+    try {
+      expressibleTrueUnits += optimalCover(items, { maxEntries: MAX_ENTRIES_PER_ACL }).units;
+    } catch {
+      expressibleTrueUnits += k.trueUnits;
+    }
+  }
+  return { report, causes, avoidableShare: report.legitGovernedCalls > 0 ? avoidable / report.legitGovernedCalls : 0, avoidableWorst, expressibleTrueUnits };
+}
+
+function row(label: string, m: Measured): string[] {
+  const q = m.report;
   return [
     label,
     pct(q.falseDenyShare),
-    pct(q.legitGovernedCalls > 0 ? (q.falseDeniedCalls - q.falseDeniedOneOffCalls) / q.legitGovernedCalls : 0),
-    q.worstKey ? `${pct(q.worstKey.share, 2)} (${q.worstKey.accessKeyId.slice(0, 10)}…)` : '–',
-    `${fmt(q.spaceRatio, 2)}× (${q.admittedUnits}/${q.trueUnits})`,
+    pct(m.avoidableShare),
+    q.worstKey ? `${pct(q.worstKey.share, 1)}` : '–',
+    m.avoidableWorst ? pct(m.avoidableWorst.share, 1) : '–',
+    `${fmt(q.spaceRatio, 2)}×`,
+    `${fmt(m.expressibleTrueUnits > 0 ? q.admittedUnits / m.expressibleTrueUnits : 0, 2)}×`,
     `${fmt(q.vpcSpaceRatio, 2)}×`,
     `${q.leaksAdmitted.length}/${q.leakSources}`,
     String(q.limitBreaches.length),
     `${q.keysGoverned}/${q.keysGoverned + q.keysUngoverned}`,
-    verdict(meetsTargets(q)),
   ];
 }
 
@@ -171,28 +223,37 @@ export const SWEEP: Array<{ label: string; overrides: Partial<RecommendOptions> 
 ];
 
 export default async function quality(ctx: BenchContext): Promise<BenchSection> {
-  const header = ['History / settings', 'False-deny', 'excl. one-offs', 'Worst key', 'Public space vs true', 'VPC space', 'Leaks admitted', 'Breaches', 'Keys with ACL', 'Targets'];
+  const header = ['History / settings', 'False-deny', 'avoidable', 'Worst key', 'avoidable', 'Public space / true', '/ expressible', 'VPC space / true', 'Leaks admitted', 'Breaches', 'Keys with ACL'];
   const table: string[][] = [header];
   const notes: string[] = [
-    `Train on ${TRAIN_DAYS} days, replay the ${HOLDOUT_DAYS} held-out days after them through model/acl-rules.ts decide(). Targets on the default world: false-deny ≤ ${pct(TARGETS.falseDenyShare, 1)}, worst key ≤ ${pct(TARGETS.worstKeyShare, 0)}, admitted public space ≤ ${TARGETS.spaceRatio}× the true space, 0 leaks admitted, 0 limit breaches.`,
-    'Pipeline: generated events → ingest/actiontrail.ts normalizeRecord → Store.writeBatch (DuckDB) → analyze/profiles.ts loadProfiles / loadSourceAggregates → recommend → evaluateAgainstTruth.',
-    '"excl. one-offs": false-deny without the truth\'s one-off sources (a café, a laptop on the road), which no proposal can predict.',
+    `Train on ${TRAIN_DAYS} days, replay the ${HOLDOUT_DAYS} held-out days after them through model/acl-rules.ts decide(). Pipeline: generated events → ingest/actiontrail.ts normalizeRecord → Store.writeBatch (DuckDB) → analyze/profiles.ts loadProfiles / loadSourceAggregates → recommend → evaluateAgainstTruth.`,
+    `Targets (issue 3, default world): false-deny ≤ ${pct(TARGETS.falseDenyShare, 1)}, worst key ≤ ${pct(TARGETS.worstKeyShare, 0)}, admitted public space ≤ ${TARGETS.spaceRatio}× the true space, 0 leaks admitted, 0 limit breaches.`,
+    '"avoidable" leaves out denials no proposal made from the training days could prevent: the truth\'s one-off sources, addresses of networks with no address at all in training (late growth that starts in the held-out days, CI ranges never drawn from), and VPCs beyond the seven VPC rules an ACL holds.',
+    '"/ expressible": admitted space against the best cover of the true networks within 50 entries and the /16 guardrail. The CI-runner keys use more than 50 ranges, so even the truth cannot be admitted within 1.5× of itself; the ratio against the raw true space is dominated by them.',
   ];
   const worlds = ctx.scale === 'quick' ? WORLDS.slice(0, 2) : WORLDS;
   let first: Backtest | null = null;
+  const results: Array<{ label: string; m: Measured }> = [];
   for (const [i, w] of worlds.entries()) {
     ctx.log(`quality: ${w.label}`);
     const b = await prepareBacktest(w.options, join(ctx.dataDir, `quality-${i}.duckdb`));
     if (!first) first = b;
-    table.push(row(`${w.label}, ${b.events} events`, runBacktest(b)));
+    const m = measure(b);
+    results.push({ label: w.label, m });
+    table.push(row(`${w.label}, ${b.events} events`, m));
   }
   if (first) {
-    for (const s of SWEEP.slice(1)) table.push(row(`default world, ${s.label}`, runBacktest(first, s.overrides)));
-    const q = runBacktest(first);
-    const worst = [...q.perKey].filter((k) => k.governedBy).sort((a, b) => b.falseDenyShare - a.falseDenyShare).slice(0, 3);
-    notes.push(`Default world, worst keys: ${worst.map((k) => `${k.accessKeyId} ${pct(k.falseDenyShare, 2)} (${k.falseDenied}/${k.legitCalls})`).join('; ')}.`);
-    if (q.leaksAdmitted.length > 0) notes.push(`Leaks admitted: ${q.leaksAdmitted.map((l) => `${l.source} (${l.accessKeyId})`).join(', ')}.`);
-    if (q.limitBreaches.length > 0) notes.push(`Limit breaches: ${q.limitBreaches.join('; ')}.`);
+    for (const s of SWEEP.slice(1)) table.push(row(`default world, ${s.label}`, measure(first, s.overrides)));
+  }
+  for (const { label, m } of results) {
+    const q = m.report;
+    const causes = [...m.causes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`).join(', ');
+    notes.push(
+      `${label}: ${q.falseDeniedCalls} of ${q.legitGovernedCalls} legitimate governed held-out calls denied (${causes || 'none'}); worst key ${q.worstKey ? `${q.worstKey.accessKeyId} ${pct(q.worstKey.share, 1)}` : '–'}; ` +
+        `targets ${verdict(meetsTargets(q))} as written, leaks ${verdict(q.leaksAdmitted.length === 0)}, breaches ${verdict(q.limitBreaches.length === 0)}, avoidable false-deny ${verdict(m.avoidableShare <= TARGETS.falseDenyShare)}, avoidable worst key ${verdict((m.avoidableWorst?.share ?? 0) <= TARGETS.worstKeyShare)}, space vs expressible ${verdict(m.expressibleTrueUnits > 0 && q.admittedUnits <= TARGETS.spaceRatio * m.expressibleTrueUnits)}.`,
+    );
+    if (q.leaksAdmitted.length > 0) notes.push(`${label}: leaks admitted ${q.leaksAdmitted.map((l) => `${l.source} (${l.accessKeyId})`).join(', ')}.`);
+    if (q.limitBreaches.length > 0) notes.push(`${label}: limit breaches ${q.limitBreaches.join('; ')}.`);
   }
   return { title: 'Proposal quality (backtest: train → held-out replay)', table, notes };
 }

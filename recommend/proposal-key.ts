@@ -2,7 +2,7 @@
 import { maskValue, parsePrefix, type Prefix, type ParsedPrefix } from '../model/address.ts';
 import type { Excluded, IpFamily, KeyProfile, SourceUsage, TimeWindow } from '../model/types.ts';
 import { candidateOf, comparePrefix, type Candidate } from './proposal-rule.ts';
-import { classifySources, compareAddressText, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
+import { SUSPICION_THRESHOLDS, classifySources, compareAddressText, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -169,6 +169,16 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   for (const pool of pools) if (pool.keyAddresses.length === 0) usedPools.add(pool);
   plan.pools = [...usedPools].sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || comparePrefix(a, b));
   for (const pool of plan.pools) plan.warnings.push(`dynamic pool: ${pool.reason}`);
+  // Short-lived addresses outside any pool block: a dynamic egress the evidence cannot pin down.
+  const loose = profile.publicSources.filter((s) => {
+    const c = candidateOf(profile.accessKeyId, s);
+    return c !== null && s.days <= SUSPICION_THRESHOLDS.shortLivedDays && !pools.some((p) => p.vpcId === null && inPrefix(p, c.family, c.value));
+  });
+  if (loose.length >= 5 && loose.length >= SUSPICION_THRESHOLDS.rotatingKeyShare * profile.publicSources.length) {
+    plan.warnings.push(
+      `${plural(loose.length, 'public address')} of this key were each used for only a few days, scattered outside any known pool: its egress looks dynamic (hosted CI, functions without a static IP), and this proposal will likely deny addresses it has not seen yet; give the workload a fixed egress (NAT gateway, static IP) before enabling`,
+    );
+  }
   if (recent.length > 0) {
     recent.sort(compareAddressText);
     plan.warnings.push(

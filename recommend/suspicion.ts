@@ -38,7 +38,7 @@ export const SUSPICION_THRESHOLDS = {
   /** …and a key with at least this share of short-lived addresses rotates (runners, functions). */
   rotatingKeyShare: 0.5,
   /** Pool member: an address seen on at most this many days (it rotates). */
-  poolMemberMaxDays: 2,
+  poolMemberMaxDays: 3,
   /** A pool needs at least this many rotating addresses in one block (over every key)… */
   poolMinMembers: 3,
   /** …of which at least this many are this key's own. */
