@@ -15,7 +15,7 @@ import { resolveStoreWindow } from '../analyze/window.ts';
 import { loadReplayRows } from '../analyze/replay.ts';
 import { loadSourceHistory } from '../analyze/history.ts';
 import { DEFAULT_RECOMMEND_OPTIONS, recommend } from '../recommend/proposal.ts';
-import { simulate } from '../recommend/simulate.ts';
+import { decideRows, simulate } from '../recommend/simulate.ts';
 import { explainCall } from '../recommend/explain.ts';
 import { fmt, measureProcess, timeIt, verdict, type BenchContext, type BenchSection } from './harness.ts';
 
@@ -77,12 +77,13 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
   let proposalPath: string;
   let aclPath: string | null = null;
   let explainArgs: string[];
-  let inProcess: { replaySql: number; replayRows: number; matchTs: number; explain: number };
+  let inProcess: { profiles: number; recommend: number; replaySql: number; replayRows: number; matchTs: number; explain: number };
   try {
     if (reused) events = Number((await store.query<{ n: number }>('SELECT count(*) AS n FROM events'))[0]!.n);
     const window = await resolveStoreWindow(store, { since: '30d' }, '30d');
-    const profiles = await loadProfiles(store, { window });
-    const proposal = recommend(profiles, { ...DEFAULT_RECOMMEND_OPTIONS, window, generatedAt: window.to });
+    const profiled = await timeIt(() => loadProfiles(store, { window }));
+    const recommended = await timeIt(async () => recommend(profiled.result, { ...DEFAULT_RECOMMEND_OPTIONS, window, generatedAt: window.to }));
+    const proposal = recommended.result;
     proposalPath = join(ctx.dataDir, 'investigate-proposal.json');
     writeFileSync(proposalPath, JSON.stringify(proposal));
     if (truth) {
@@ -99,14 +100,14 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
 
     const acls = parseAclText(JSON.stringify(proposal)).inForce;
     const sql = await timeIt(() => loadReplayRows(store, { window }));
-    const match = await timeIt(async () => simulate(acls, sql.result));
+    const match = await timeIt(async () => simulate(acls, sql.result, { verdicts: decideRows(acls, sql.result) }));
     const aclsInForce = aclPath ? parseAclText(JSON.stringify(aclDocuments(truth!))).inForce : acls;
     const explain = await timeIt(async () => {
       const address = parseAddress(target!.ip)!;
       explainCall(aclsInForce, { accessKeyId: target!.key, address });
       return loadSourceHistory(store, { accessKeyId: target!.key, address, vpcId: null, window: await resolveStoreWindow(store, { since: '90d' }, '90d') });
     });
-    inProcess = { replaySql: sql.seconds, replayRows: sql.result.length, matchTs: match.seconds, explain: explain.seconds };
+    inProcess = { profiles: profiled.seconds, recommend: recommended.seconds, replaySql: sql.seconds, replayRows: sql.result.length, matchTs: match.seconds, explain: explain.seconds };
   } finally {
     store.close();
   }
@@ -130,7 +131,8 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
   }
   const notes = [
     `${events} events (${ctx.scale} scale${reused ? `, reused database ${reused}` : ', generated world seed 1'}); every command is a fresh process (node + tsx start-up included, about 0.5–1 s).`,
-    `In process: replay aggregate SQL ${fmt(inProcess.replaySql)} s for ${inProcess.replayRows} key × source rows, matching in TS ${fmt(inProcess.matchTs)} s; explain (verdict + history + neighbours + pool/leak hints) ${fmt(inProcess.explain)} s (target ≤ ${TARGET_EXPLAIN_S} s: ${verdict(inProcess.explain <= TARGET_EXPLAIN_S)}).`,
+    `In process, 30-day window: loadProfiles ${fmt(inProcess.profiles)} s and recommend ${fmt(inProcess.recommend)} s (what backtest spends on its training window, owned by analyze/recommend);`
+      + ` replay aggregate SQL ${fmt(inProcess.replaySql)} s for ${inProcess.replayRows} key × source rows, matching in TS ${fmt(inProcess.matchTs)} s; explain (verdict + history + neighbours + pool/leak hints) ${fmt(inProcess.explain)} s (target ≤ ${TARGET_EXPLAIN_S} s: ${verdict(inProcess.explain <= TARGET_EXPLAIN_S)}).`,
     'Exit 4 from simulate/denials/drift means "a person should look" (traffic would break, refusals found, drift), not a failure.',
   ];
   const backtestRun = runs.find((r) => r.label.startsWith('backtest'))!.fig;
