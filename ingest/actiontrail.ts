@@ -272,10 +272,10 @@ export function parseEventTime(text: string): string | null {
 
 /**
  * Marks on rows the SQL fast path writes and the file ingest resolves in the same transaction: a line the
- * SQL does not vouch for (normalized again by `normalizeRecord`), an event already stored, an event whose
- * source text only `classifySource` can classify (IPv6, masked, padded…).
+ * SQL does not vouch for (normalized again by `normalizeRecord`), and an event whose source text only
+ * `classifySource` can classify (IPv6, IPv4-mapped, masked, padded…).
  */
-export const FAST_PATH_MARK = { deferred: '~deferred', duplicate: '~duplicate', pendingSource: '~pending' } as const;
+export const FAST_PATH_MARK = { deferred: '~deferred', pendingSource: '~pending' } as const;
 
 /** The event fields the fast path extracts; userIdentity stays JSON so a non-object can be told apart. */
 const EVENT_STRUCT = JSON.stringify({
@@ -306,8 +306,9 @@ function sqlLiteral(s: string): string {
  * One SELECT over `lines` (a relation with `line_no`, `line`) producing rows in `events` column order. Lines
  * the SQL can vouch for (an SLS export line or a bare event, with a plain eventId, an object userIdentity and
  * an `YYYY-MM-DDTHH:MM:SSZ` eventTime) become events classified exactly as `normalizeRecord` does; every
- * other line becomes a `~deferred` row holding the raw line in `error_message`, for `normalizeRecord`.
- * Events already in `events` become `~duplicate` rows. `$1` is the run ID.
+ * other line becomes a `~deferred` row holding the raw line in `error_message`, its line number in
+ * `event_id` (after chr(1) and `$2:`) and `$2` (a tag naming the file) in `event_source`, for
+ * `normalizeRecord`. `$1` is the run ID. Nothing is deduplicated here.
  */
 export function fastPathSelectSql(lines: string): string {
   const exempt = `[${exemptServiceList().map(sqlLiteral).join(', ')}]::VARCHAR[]`;
@@ -364,17 +365,16 @@ classified AS (
       WHEN ip = 'internal' THEN 'internal'
       WHEN regexp_full_match(ip, ${sqlLiteral(SERVICE_HOST_PATTERN)}) AND NOT regexp_full_match(ip, ${sqlLiteral(MASKED_PATTERN)}) THEN 'service'
       ELSE '${FAST_PATH_MARK.pendingSource}'
-    END AS source_kind,
-    ok AND event_id IN (SELECT event_id FROM events) AS stored
+    END AS source_kind
   FROM checked
 )
 SELECT
-  CASE WHEN ok AND NOT stored THEN event_id ELSE chr(1) || CAST(line_no AS VARCHAR) END AS event_id,
+  CASE WHEN ok THEN event_id ELSE chr(1) || $2 || ':' || CAST(line_no AS VARCHAR) END AS event_id,
   CASE WHEN ok THEN event_time ELSE TIMESTAMP '1970-01-01' END AS event_time,
-  CASE WHEN ok THEN event_name END, CASE WHEN ok THEN event_source END, CASE WHEN ok THEN service_name END,
+  CASE WHEN ok THEN event_name END, CASE WHEN ok THEN event_source ELSE $2 END, CASE WHEN ok THEN service_name END,
   CASE WHEN ok THEN event_type END, CASE WHEN ok THEN region END,
   CASE WHEN ok THEN ip END AS source_ip,
-  CASE WHEN NOT ok THEN '${FAST_PATH_MARK.deferred}' WHEN stored THEN '${FAST_PATH_MARK.duplicate}' ELSE source_kind END AS source_kind,
+  CASE WHEN NOT ok THEN '${FAST_PATH_MARK.deferred}' ELSE source_kind END AS source_kind,
   CASE WHEN ok AND v4 THEN 4 END AS ip_family,
   CASE WHEN ok THEN vpc_id END, CASE WHEN ok THEN user_agent END, CASE WHEN ok THEN error_code END,
   CASE WHEN ok THEN error_message ELSE line END AS error_message,

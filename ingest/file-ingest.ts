@@ -14,6 +14,7 @@ import {
   sniffFile,
   type FileInput,
   type FileKind,
+  type FilePosition,
   type RawRecord,
 } from './sources/file.ts';
 import type { AuditEvent, IngestSummary, RecordLocation, Rejection, RejectionReason } from '../model/types.ts';
@@ -74,11 +75,38 @@ export async function ingestFiles(store: Store, paths: string[], options: Ingest
     }
     const totalBytes = files.reduce((n, f) => n + f.size, 0);
     let doneBytes = 0;
+    const groupLimit = Number(process.env.KEYFENCE_FAST_GROUP_BYTES ?? FAST_GROUP_BYTES);
+    let group: FileInput[] = [];
+    let groupBytes = 0;
+    const flushGroup = async (): Promise<void> => {
+      if (group.length === 0) return;
+      const batch = group;
+      group = [];
+      groupBytes = 0;
+      for (const streamed of await fastPathGroup(store, runId, batch, tally, options)) {
+        await streamFile(store, runId, streamed, await sniffFile(streamed.absPath), null, options, tally, () => undefined);
+        fileDone(options, streamed, 'stream');
+      }
+      for (const f of batch) doneBytes += f.size;
+      options.onProgress?.(doneBytes, totalBytes);
+    };
     for (const file of files) {
-      await ingestOneFile(store, runId, file, options, tally, (bytes) => options.onProgress?.(doneBytes + bytes, totalBytes));
+      const plan = await planFile(store, runId, file, options, tally);
+      if (plan.how === 'fast') {
+        group.push(file);
+        groupBytes += file.size;
+        if (groupBytes >= groupLimit) await flushGroup();
+        continue;
+      }
+      await flushGroup();
+      if (plan.how === 'stream') {
+        await streamFile(store, runId, file, plan.kind, plan.resumeFrom, options, tally, (bytes) => options.onProgress?.(doneBytes + bytes, totalBytes));
+        fileDone(options, file, 'stream');
+      }
       doneBytes += file.size;
       options.onProgress?.(doneBytes, totalBytes);
     }
+    await flushGroup();
     status = tally.quarantined > 0 || tally.errors.length > 0 ? 'partial' : 'ok';
   } finally {
     const summary = summarize(tally, runId, started);
@@ -114,17 +142,21 @@ async function configureForIngest(store: Store): Promise<void> {
   if (process.env.KEYFENCE_THREADS) await store.run(`SET threads = ${Number(process.env.KEYFENCE_THREADS)}`);
 }
 
-async function ingestOneFile(store: Store, runId: number, file: FileInput, options: IngestFilesOptions, tally: Tally, progress: (bytes: number) => void): Promise<void> {
+type FilePlan = { how: 'done' } | { how: 'fast' } | { how: 'stream'; kind: FileKind; resumeFrom: FilePosition | null };
+
+function fileDone(options: IngestFilesOptions, file: FileInput, how: FileOutcome): void {
+  if (process.env.KEYFENCE_DEBUG) process.stderr.write(`file done (${how}): ${file.path}\n`);
+  options.onFileDone?.(file.path, how);
+}
+
+/** Decides how a file is read; files with nothing to read (skipped, empty, binary, unreadable) are settled here. */
+async function planFile(store: Store, runId: number, file: FileInput, options: IngestFilesOptions, tally: Tally): Promise<FilePlan> {
   const checkpoint = await store.getCheckpoint(file.source);
   const sameFile = checkpoint !== null && checkpoint.fingerprint === file.fingerprint && !options.ignoreCheckpoints;
-  const done = (how: FileOutcome): void => {
-    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`file done (${how}): ${file.path}\n`);
-    options.onFileDone?.(file.path, how);
-  };
   if (sameFile && checkpoint.complete) {
     tally.skipped++;
-    done('skipped');
-    return;
+    fileDone(options, file, 'skipped');
+    return { how: 'done' };
   }
   const resumeFrom = sameFile ? decodePosition(checkpoint.position) : null;
   let kind: FileKind;
@@ -132,31 +164,23 @@ async function ingestOneFile(store: Store, runId: number, file: FileInput, optio
     kind = await sniffFile(file.absPath);
   } catch (e) {
     await rejectWholeFile(store, runId, file, tally, 'unreadable-file', `${file.path}: cannot read (${(e as Error).message})`, '');
-    done('rejected');
-    return;
+    fileDone(options, file, 'rejected');
+    return { how: 'done' };
   }
   if (kind.format === 'empty') {
     tally.notes.push(`${file.path}: empty file, nothing to ingest`);
     await store.writeBatch({ runId, events: [], rejections: [], checkpoints: [{ source: file.source, position: encodePosition({ records: 0, lines: 0, byte: 0 }), complete: true, fingerprint: file.fingerprint }] });
-    done('empty');
-    return;
+    fileDone(options, file, 'empty');
+    return { how: 'done' };
   }
   if (kind.format === 'binary') {
     const preview = await readPreview(file.absPath);
     await rejectWholeFile(store, runId, file, tally, 'binary-data', `${file.path}: binary file (NUL bytes at the start), not JSON text`, preview);
-    done('rejected');
-    return;
+    fileDone(options, file, 'rejected');
+    return { how: 'done' };
   }
-  if (options.fastPath !== false && kind.format === 'ndjson' && resumeFrom === null && (!kind.gzip || (await gzipIsWhole(file.absPath)))) {
-    const fast = await tryFastPath(store, runId, file, kind, tally);
-    if (fast) {
-      progress(file.size);
-      done('fast');
-      return;
-    }
-  }
-  await streamFile(store, runId, file, kind, resumeFrom, options, tally, progress);
-  done('stream');
+  const fast = options.fastPath !== false && kind.format === 'ndjson' && resumeFrom === null && (!kind.gzip || (await gzipIsWhole(file.absPath)));
+  return fast ? { how: 'fast' } : { how: 'stream', kind, resumeFrom };
 }
 
 async function rejectWholeFile(store: Store, runId: number, file: FileInput, tally: Tally, reason: RejectionReason, detail: string, raw: string): Promise<void> {
@@ -249,80 +273,98 @@ async function streamFile(
 /** Largest line DuckDB is asked to read; a longer one makes the file take the streaming path. */
 const FAST_PATH_MAX_LINE_BYTES = 2 * MAX_RECORD_CHARS;
 
-/**
- * One transaction for the whole file: DuckDB reads every line, inserts the events it vouches for, and marks
- * the rest; the marks are resolved (`normalizeRecord` for deferred lines, `classifySource` for source texts
- * only it can classify), in-file repeats removed, and the checkpoint written. Returns false (nothing
- * committed) when DuckDB cannot read the file, so the caller streams it instead.
- */
-async function tryFastPath(store: Store, runId: number, file: FileInput, kind: FileKind, tally: Tally): Promise<boolean> {
-  const lines = `(SELECT row_number() OVER () AS line_no, line FROM read_csv(${sqlString(file.absPath)}, columns = {'line': 'VARCHAR'},
+/** Files read by the SQL fast path are committed in groups of about this many bytes (one transaction each). */
+export const FAST_GROUP_BYTES = 1024 * 1024 * 1024;
+
+function linesRelation(file: FileInput, gzip: boolean): string {
+  return `(SELECT row_number() OVER () AS line_no, line FROM read_csv(${sqlString(file.absPath)}, columns = {'line': 'VARCHAR'},
       delim = chr(1), quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n', strict_mode = false,
-      compression = '${kind.gzip ? 'gzip' : 'none'}', max_line_size = ${FAST_PATH_MAX_LINE_BYTES}) WHERE line IS NOT NULL)`;
+      compression = '${gzip ? 'gzip' : 'none'}', max_line_size = ${FAST_PATH_MAX_LINE_BYTES}) WHERE line IS NOT NULL)`;
+}
+
+/**
+ * One transaction for a group of NDJSON files: DuckDB reads every line, inserts the events it vouches for and
+ * marks the rest; the marks are resolved (`normalizeRecord` for deferred lines, `classifySource` for source
+ * texts only it can classify), events already stored or repeated within the group removed (one anti-join per
+ * group, not per file), and the files' checkpoints written. When DuckDB cannot read a file of a group,
+ * nothing of the group is committed and its files are retried one by one; returns the files DuckDB cannot
+ * read at all, for the streaming path.
+ */
+async function fastPathGroup(store: Store, runId: number, files: FileInput[], tally: Tally, options: IngestFilesOptions): Promise<FileInput[]> {
   try {
-    const t0 = performance.now();
-    const lap = (label: string): void => {
-      if (process.env.KEYFENCE_DEBUG) process.stderr.write(`  ${label}: ${((performance.now() - t0) / 1000).toFixed(2)}s\n`);
-    };
-    const counts = await store.transaction(async () => {
-      const [before] = await store.query<{ max: number | null }>(`SELECT max(rowid) AS max FROM events`);
-      const after = `rowid > ${Number(before?.max ?? -1)}`;
-      await store.run(`INSERT INTO events ${fastPathSelectSql(lines)}`, [runId]);
-      lap('insert');
-      const marks = await store.query<{ kind: string; n: number }>(
-        `SELECT source_kind AS kind, count(*) AS n FROM events WHERE ${after} GROUP BY source_kind`,
-      );
-      lap('marks');
-      const total = marks.reduce((n, m) => n + m.n, 0);
-      const storedDuplicates = marks.find((m) => m.kind === FAST_PATH_MARK.duplicate)?.n ?? 0;
-      const deferredCount = marks.find((m) => m.kind === FAST_PATH_MARK.deferred)?.n ?? 0;
-      const deferred = deferredCount === 0 ? [] : await store.query<{ id: string; line: string }>(
-        `SELECT event_id AS id, error_message AS line FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.deferred}' ORDER BY rowid`,
-      );
-      if (deferredCount > 0 || storedDuplicates > 0) {
-        await store.run(`DELETE FROM events WHERE ${after} AND source_kind IN ('${FAST_PATH_MARK.deferred}', '${FAST_PATH_MARK.duplicate}')`);
-      }
-      if (marks.some((m) => m.kind === FAST_PATH_MARK.pendingSource)) await resolvePendingSources(store, after);
-      lap('pending');
-      const inFileRepeats = await deleteRepeats(store, after);
-      lap('repeats');
-      // Deferred lines: the JS normalizer decides, exactly as on the streaming path.
-      const events: AuditEvent[] = [];
-      const rejections: Located[] = [];
-      let blank = 0;
-      for (const d of deferred) {
-        const text = d.line.endsWith('\r') ? d.line.slice(0, -1) : d.line;
-        if (text.trim() === '') {
-          blank++;
-          continue;
-        }
-        const r = recordToResult({ text, line: Number(d.id.slice(1)) }, file);
-        events.push(...r.events);
-        rejections.push(...r.rejections);
-      }
-      const insertedDeferred = await store.insertEventsInTransaction(runId, events);
-      await store.quarantineInTransaction(runId, rejections);
-      lap('deferred');
-      await store.putCheckpointInTransaction({ source: file.source, position: encodePosition({ records: total, lines: -1, byte: null }), complete: true, fingerprint: file.fingerprint });
-      const fastEvents = total - deferredCount;
-      return {
-        read: total - blank,
-        inserted: fastEvents - storedDuplicates - inFileRepeats + insertedDeferred,
-        duplicates: storedDuplicates + inFileRepeats + (events.length - insertedDeferred),
-        rejections,
-      };
-    });
-    lap('commit');
+    const counts = await fastPathTransaction(store, runId, files);
     tally.read += counts.read;
     tally.inserted += counts.inserted;
     tally.duplicates += counts.duplicates;
     tally.quarantined += counts.rejections.length;
     tally.reject(counts.rejections);
-    return true;
+    for (const f of files) fileDone(options, f, 'fast');
+    return [];
   } catch (e) {
-    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`fast path declined ${file.path}: ${(e as Error).message}\n`);
-    return false;
+    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`fast path declined ${files.map((f) => f.path).join(', ')}: ${(e as Error).message}\n`);
+    if (files.length === 1) return files;
+    const unreadable: FileInput[] = [];
+    for (const f of files) unreadable.push(...(await fastPathGroup(store, runId, [f], tally, options)));
+    return unreadable;
   }
+}
+
+async function fastPathTransaction(store: Store, runId: number, files: FileInput[]): Promise<{ read: number; inserted: number; duplicates: number; rejections: Located[] }> {
+  const t0 = performance.now();
+  const lap = (label: string): void => {
+    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`  ${label}: ${((performance.now() - t0) / 1000).toFixed(2)}s\n`);
+  };
+  return store.transaction(async () => {
+    const [before] = await store.query<{ max: number | null }>(`SELECT max(rowid) AS max FROM events`);
+    const after = `rowid > ${Number(before?.max ?? -1)}`;
+    for (const [i, file] of files.entries()) {
+      const gzip = (await sniffFile(file.absPath)).gzip;
+      await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation(file, gzip))}`, [runId, String(i)]);
+    }
+    lap(`insert ${files.length} files`);
+    const marks = await store.query<{ kind: string; n: number }>(`SELECT source_kind AS kind, count(*) AS n FROM events WHERE ${after} GROUP BY source_kind`);
+    const total = marks.reduce((n, m) => n + m.n, 0);
+    const deferredCount = marks.find((m) => m.kind === FAST_PATH_MARK.deferred)?.n ?? 0;
+    const deferred =
+      deferredCount === 0
+        ? []
+        : await store.query<{ id: string; file: string; line: string }>(
+            `SELECT event_id AS id, event_source AS file, error_message AS line FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.deferred}' ORDER BY rowid`,
+          );
+    if (deferredCount > 0) await store.run(`DELETE FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.deferred}'`);
+    if (marks.some((m) => m.kind === FAST_PATH_MARK.pendingSource)) await resolvePendingSources(store, after);
+    lap('marks resolved');
+    const duplicates = await deleteDuplicates(store, after);
+    lap('duplicates removed');
+    // Deferred lines: the JS normalizer decides, exactly as on the streaming path.
+    const events: AuditEvent[] = [];
+    const rejections: Located[] = [];
+    let blank = 0;
+    for (const d of deferred) {
+      const text = d.line.endsWith('\r') ? d.line.slice(0, -1) : d.line;
+      if (text.trim() === '') {
+        blank++;
+        continue;
+      }
+      const file = files[Number(d.file)]!;
+      const r = recordToResult({ text, line: Number(d.id.slice(d.id.indexOf(':') + 1)) }, file);
+      events.push(...r.events);
+      rejections.push(...r.rejections);
+    }
+    const insertedDeferred = await store.insertEventsInTransaction(runId, events);
+    await store.quarantineInTransaction(runId, rejections);
+    for (const file of files) {
+      await store.putCheckpointInTransaction({ source: file.source, position: encodePosition({ records: -1, lines: -1, byte: null }), complete: true, fingerprint: file.fingerprint });
+    }
+    lap('deferred lines and checkpoints');
+    const fastEvents = total - deferredCount;
+    return {
+      read: total - blank,
+      inserted: fastEvents - duplicates + insertedDeferred,
+      duplicates: duplicates + (events.length - insertedDeferred),
+      rejections,
+    };
+  });
 }
 
 /** Source texts the SQL left to `classifySource` (IPv6, IPv4-mapped, masked, padded…): classified once per distinct value. */
@@ -342,9 +384,15 @@ async function resolvePendingSources(store: Store, after: string): Promise<void>
   await store.run(`DROP TABLE pending_sources`);
 }
 
-/** An event repeated within the file keeps its first line; returns how many repeats were removed. */
-async function deleteRepeats(store: Store, after: string): Promise<number> {
+/**
+ * Removes the new rows (`after`) whose event is already stored, or already among the new rows (the first
+ * line keeps it). Returns how many were removed. One hash join of the new IDs against the stored ones.
+ */
+async function deleteDuplicates(store: Store, after: string): Promise<number> {
+  const before = after.replace('rowid >', 'rowid <=');
   const reader = await store.connection.runAndReadAll(`DELETE FROM events WHERE rowid IN (
+    SELECT n.rowid FROM events n SEMI JOIN (SELECT event_id FROM events WHERE ${before}) o ON n.event_id = o.event_id WHERE n.${after}
+    UNION ALL
     SELECT rid FROM (
       SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid) AS rn
       FROM events WHERE ${after} AND hash(event_id) IN (

@@ -35,13 +35,13 @@ function writeInput(inputDir: string): void {
     inputIds.add(id);
     return event(id, n++);
   };
-  const array = Array.from({ length: 12_000 }, next);
+  const array = Array.from({ length: 8_000 }, next);
   writeFileSync(join(inputDir, 'a-array.json'), JSON.stringify(array));
   for (let f = 0; f < 5; f++) {
     const lines: string[] = [];
-    for (let i = 0; i < 12_000; i++) {
+    for (let i = 0; i < 8_000; i++) {
       lines.push(JSON.stringify({ __topic__: 'actiontrail_audit_event', event: JSON.stringify(next()) }));
-      if (i % 3000 === 1) {
+      if (i % 2000 === 1) {
         lines.push('{"__topic__": "actiontrail_audit_event", "event": "{\\"eventId');
         badLines++;
       }
@@ -54,7 +54,7 @@ function writeInput(inputDir: string): void {
 /** Starts an ingest and SIGKILLs it when its debug output shows `trigger`. Resolves with whether it was killed. */
 function ingestKilledAt(db: string, inputDir: string, trigger: RegExp): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'ingest', inputDir, '--db', db], { env: { ...process.env, KEYFENCE_DEBUG: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'ingest', inputDir, '--db', db], { env: { ...process.env, KEYFENCE_DEBUG: '1', KEYFENCE_FAST_GROUP_BYTES: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let killed = false;
     child.stderr.on('data', (d: Buffer) => {
