@@ -10,7 +10,7 @@ import { Store } from '../ingest/store.ts';
 import { StoreError, UsageError } from '../model/errors.ts';
 import type { AuditEvent } from '../model/types.ts';
 import { analyzeStore } from '../analyze/analysis.ts';
-import { buildProfiles, loadProfiles, loadSourceAggregates, loadDailyActivity, loadStsSummary, type SourceAggregateRow } from '../analyze/profiles.ts';
+import { buildProfiles, loadProfiles, loadSourceAggregates, loadDailyActivity, loadStsSummary, sourceAggregateSql, type SourceAggregateRow } from '../analyze/profiles.ts';
 import { newestEventTime, resolveStoreWindow } from '../analyze/window.ts';
 
 const run = promisify(execFile);
@@ -190,7 +190,50 @@ describe('source aggregates (SQL)', () => {
     expect(rows[0]!.accessKeyId).toBe('LTAIhostile');
     expect(rows[0]!.calls).toBe(1);
     expect(rows[0]!.userAgents).toEqual(['evil 1  LTAIforged permanent']);
-    expect(rows[0]!.userName).toBe('a b');
+    expect(rows[0]!.userName).toBe('a\u001fb');
+  });
+
+  it('computes exactly what the plain reference SQL computes, whatever the window length and number of services', async () => {
+    // 70 services force the 127-bit service mask; windows of 30, 100 and 200 days take the 63-bit day mask,
+    // the 127-bit one and the plain count(DISTINCT).
+    const events: AuditEvent[] = [];
+    for (let i = 0; i < 400; i++) {
+      events.push(ev({
+        accessKeyId: `LTAIk${i % 3}`,
+        eventTime: new Date(Date.UTC(2026, 4, 1) + ((i * 7919) % 200) * 86_400_000 + (i % 24) * 3_600_000).toISOString().replace('.000Z', 'Z'),
+        serviceName: i % 11 === 0 ? null : `Svc${String(i % 70).padStart(2, '0')}`,
+        ...(i % 19 === 0 ? { sourceKind: 'service' as const, sourceIp: `svc${i}.aliyuncs.com`, ipFamily: null } : { sourceIp: `192.0.2.${i % 5}` }),
+        userAgent: i % 13 === 0 ? null : `ua-${i % 7}`,
+        exemptService: i % 17 === 0,
+        errorCode: i % 4 === 0 ? 'E' : null,
+      }));
+    }
+    const path = await makeDb('reference.duckdb', events);
+    await withStore(path, async (s) => {
+      for (const window of [
+        { from: '2026-10-15T06:00:00Z', to: '2026-11-14T00:00:00Z' },
+        { from: '2026-08-01T00:00:00Z', to: '2026-11-09T00:00:00Z' },
+        { from: '2026-05-01T00:00:00Z', to: '2026-11-17T00:00:00Z' },
+      ]) {
+        const fast = await loadSourceAggregates(s, { window });
+        const reference = (await s.query<Record<string, unknown>>(sourceAggregateSql({ window }))).map((r) => ({
+          key: `${r.access_key_id}|${r.source_kind}|${r.source_ip}|${r.vpc_id}|${r.exempt}`,
+          calls: r.calls, days: r.days, firstSeen: r.first_seen, lastSeen: r.last_seen, errorCalls: r.error_calls,
+          services: (r.services as Array<string | null>).filter((x) => x !== null), userAgents: (r.user_agents as Array<string | null>).filter((x) => x !== null),
+        }));
+        const mine = fast.map((r) => ({
+          key: `${r.accessKeyId}|${r.sourceKind}|${r.sourceIp}|${r.vpcId}|${r.exempt}`,
+          calls: r.calls, days: r.days, firstSeen: r.firstSeen, lastSeen: r.lastSeen, errorCalls: r.errorCalls, services: r.services, userAgents: r.userAgents,
+        }));
+        const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : 1);
+        expect(mine.length).toBeGreaterThan(5);
+        expect(mine.sort(byKey)).toEqual(reference.sort(byKey));
+        // Inter-service sources lose their address before grouping: one row per key, kind and exempt flag.
+        const serviceRows = fast.filter((r) => r.sourceKind === 'service');
+        expect(serviceRows.length).toBeGreaterThan(0);
+        expect(new Set(serviceRows.map((r) => `${r.accessKeyId}|${r.exempt}`)).size).toBe(serviceRows.length);
+      }
+    });
   });
 });
 
