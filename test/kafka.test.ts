@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../ingest/store.ts';
+import { kafkaSourceSettings } from '../bin/commands/ingest-kafka.ts';
+import { UsageError } from '../model/errors.ts';
 import { asSlsLog, committedOffsets, createTopic, groupAssignments, produce, setCommittedOffsets, startTestBroker, testEvent, TEST_SASL_USER, type KafkaBroker, type TestMessage } from './kafka-broker.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -280,4 +282,40 @@ describe('keyfence ingest --kafka', () => {
     expect(result.code).toBe(3);
     expect(JSON.parse(result.stdout).error.message).toContain('no-such-topic');
   }, 60_000);
+});
+
+describe('ingest --kafka options', () => {
+  const base = { kafka: '127.0.0.1:9092', topic: 't', group: 'g' };
+
+  it('defaults to --until-caught-up and takes every broker of the list', () => {
+    const settings = kafkaSourceSettings({ ...base, kafka: 'kafka-1:9092, 10.0.0.2:9093,[::1]:9094' }, {});
+    expect(settings.mode).toBe('until-caught-up');
+    expect(settings.brokers).toEqual(['kafka-1:9092', '10.0.0.2:9093', '[::1]:9094']);
+    expect(settings.sasl).toBeUndefined();
+  });
+
+  it.each([
+    [{ ...base, kafka: 'kafka-1' }, 'host:port'],
+    [{ ...base, kafka: 'kafka-1:99999' }, 'host:port'],
+    [{ ...base, topic: undefined }, '--topic'],
+    [{ ...base, group: undefined }, '--group'],
+    [{ ...base, untilCaughtUp: true, follow: true }, 'exclude each other'],
+    [{ ...base, saslMechanism: 'gssapi', saslUsername: 'u' }, '--sasl-mechanism'],
+    [{ ...base, saslMechanism: 'plain' }, '--sasl-username'],
+    [{ ...base, saslUsername: 'u' }, '--sasl-mechanism'],
+  ])('rejects %j naming what to fix', (opts, message) => {
+    expect(() => kafkaSourceSettings(opts, { KEYFENCE_KAFKA_PASSWORD: 'x' })).toThrow(UsageError);
+    expect(() => kafkaSourceSettings(opts, { KEYFENCE_KAFKA_PASSWORD: 'x' })).toThrow(message);
+  });
+
+  it('takes the SASL password from KEYFENCE_KAFKA_PASSWORD only', () => {
+    const settings = kafkaSourceSettings({ ...base, saslMechanism: 'SCRAM-SHA-512', saslUsername: 'u' }, { KEYFENCE_KAFKA_PASSWORD: 'p' });
+    expect(settings.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'u', password: 'p' });
+    expect(() => kafkaSourceSettings({ ...base, saslMechanism: 'plain', saslUsername: 'u' }, {})).toThrow('KEYFENCE_KAFKA_PASSWORD');
+  });
+
+  it('reads the tuning knobs from the environment and refuses nonsense', () => {
+    expect(kafkaSourceSettings(base, { KEYFENCE_KAFKA_FETCH_BYTES: '65536', KEYFENCE_KAFKA_SESSION_TIMEOUT_MS: '6000' })).toMatchObject({ maxBytesPerPartition: 65536, sessionTimeoutMs: 6000 });
+    expect(() => kafkaSourceSettings(base, { KEYFENCE_KAFKA_FETCH_BYTES: '-1' })).toThrow('KEYFENCE_KAFKA_FETCH_BYTES');
+  });
 });
