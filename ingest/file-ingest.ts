@@ -10,6 +10,7 @@ import {
   encodePosition,
   expandInputs,
   gzipIsWhole,
+  lineNumbersOfOrdinals,
   readFileBatches,
   sniffFile,
   type FileInput,
@@ -317,8 +318,10 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
   return store.transaction(async () => {
     const [before] = await store.query<{ max: number | null }>(`SELECT max(rowid) AS max FROM events`);
     const after = `rowid > ${Number(before?.max ?? -1)}`;
+    const gzipByFile: boolean[] = [];
     for (const [i, file] of files.entries()) {
       const gzip = (await sniffFile(file.absPath)).gzip;
+      gzipByFile.push(gzip);
       await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation(file, gzip))}`, [runId, String(i)]);
     }
     lap(`insert ${files.length} files`);
@@ -340,6 +343,12 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
     const events: AuditEvent[] = [];
     const rejections: Located[] = [];
     let blank = 0;
+    const ordinal = (d: { id: string }): number => Number(d.id.slice(d.id.indexOf(':') + 1));
+    const lineOf = new Map<string, Map<number, number>>();
+    for (const [i, file] of files.entries()) {
+      const mine = deferred.filter((d) => d.file === String(i)).map(ordinal);
+      if (mine.length > 0) lineOf.set(String(i), await lineNumbersOfOrdinals(file.absPath, gzipByFile[i]!, mine));
+    }
     for (const d of deferred) {
       const text = d.line.endsWith('\r') ? d.line.slice(0, -1) : d.line;
       if (text.trim() === '') {
@@ -347,7 +356,7 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
         continue;
       }
       const file = files[Number(d.file)]!;
-      const r = recordToResult({ text, line: Number(d.id.slice(d.id.indexOf(':') + 1)) }, file);
+      const r = recordToResult({ text, line: lineOf.get(d.file)?.get(ordinal(d)) ?? ordinal(d) }, file);
       events.push(...r.events);
       rejections.push(...r.rejections);
     }

@@ -219,6 +219,23 @@ describe('file formats and layouts', () => {
   });
 });
 
+describe('files read together by the fast path', () => {
+  it('store an event repeated across files of one group once, and name the right line after blank lines', async () => {
+    const a = write('group/a.ndjson', `${slsLine(event('g-1'))}\n${slsLine(event('g-2'))}\n`);
+    const b = write('group/b.ndjson', `\n\n${slsLine(event('g-2'))}\n   \nnot json\n${slsLine(event('g-3'))}\n`);
+    const store = await freshStore();
+    try {
+      const { summary, how } = await ingest(store, [a, b]);
+      expect([how.get(a), how.get(b)]).toEqual(['fast', 'fast']);
+      expect(summary).toMatchObject({ read: 5, inserted: 3, duplicates: 1, quarantined: 1 });
+      expect(await store.query(`SELECT event_id FROM events ORDER BY event_id`)).toEqual([{ event_id: 'g-1' }, { event_id: 'g-2' }, { event_id: 'g-3' }]);
+      expect(await store.query(`SELECT source, location FROM quarantine`)).toEqual([{ source: b, location: 'line 5' }]);
+    } finally {
+      store.close();
+    }
+  });
+});
+
 describe('re-ingest and resume', () => {
   it('skips files already fully ingested, and reads a changed file again without storing anything twice', async () => {
     const file = write('again/a.ndjson', `${[1, 2, 3].map((i) => slsLine(event(`again-${i}`))).join('\n')}\n`);

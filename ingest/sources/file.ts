@@ -226,6 +226,47 @@ export async function gzipIsWhole(absPath: string): Promise<boolean> {
   });
 }
 
+/**
+ * DuckDB's CSV reader skips empty lines, so the fast path numbers non-empty lines. This maps those ordinals
+ * (1-based) to real line numbers by reading the file up to the last one asked for.
+ */
+export async function lineNumbersOfOrdinals(absPath: string, gzip: boolean, ordinals: number[]): Promise<Map<number, number>> {
+  const wanted = [...new Set(ordinals)].sort((a, b) => a - b);
+  const out = new Map<number, number>();
+  if (wanted.length === 0) return out;
+  const input = createReadStream(absPath, { highWaterMark: 4 << 20 });
+  const stream: AsyncIterable<Buffer> = gzip ? input.pipe(createGunzip()) : input;
+  let line = 1;
+  let ordinal = 0;
+  let lineHasBytes = false;
+  let next = 0;
+  try {
+    for await (const chunk of stream) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        const nl = chunk.indexOf(10, pos);
+        const end = nl < 0 ? chunk.length : nl;
+        if (end > pos) lineHasBytes = true;
+        if (nl < 0) break;
+        if (lineHasBytes) {
+          ordinal++;
+          if (ordinal === wanted[next]) {
+            out.set(ordinal, line);
+            if (++next === wanted.length) return out;
+          }
+        }
+        line++;
+        lineHasBytes = false;
+        pos = nl + 1;
+      }
+    }
+    if (lineHasBytes && ++ordinal === wanted[next]) out.set(ordinal, line);
+    return out;
+  } finally {
+    input.destroy();
+  }
+}
+
 // ---------------------------------------------------------------- reading records
 
 export interface RawRecord {
