@@ -44,7 +44,7 @@ export class InfeasibleCoverError extends KeyfenceError {
 
   constructor(neededEntries: number, maxEntries: number, minLength: { 4: number; 6: number }) {
     super(
-      `the sources span ${neededEntries} blocks of /${minLength[4]} (IPv4) or /${minLength[6]} (IPv6), more than the ${maxEntries} entries allowed`,
+      `covering these sources takes at least ${neededEntries} entries no broader than /${minLength[4]} (IPv4) and /${minLength[6]} (IPv6), but only ${maxEntries} are allowed`,
       {
         hint: `allow at least ${neededEntries} entries, drop sources, or pass --allow-broad to permit entries shorter than /${minLength[4]} (IPv4) and /${minLength[6]} (IPv6)`,
         context: { neededEntries, maxEntries, minLength: { ...minLength } },
@@ -222,25 +222,25 @@ function sortOrder(hi: Uint32Array, lo: Uint32Array, len: Uint8Array): Uint32Arr
   for (let i = 0; i < n; i++) order[i] = i;
   let scratch = new Uint32Array(n);
   const counts = new Uint32Array(65537);
-  const digitOf: Array<(i: number) => number> = [
-    (i) => len[i]!,
-    (i) => lo[i]! & 0xffff,
-    (i) => lo[i]! >>> 16,
-    (i) => hi[i]! & 0xffff,
-    (i) => hi[i]! >>> 16,
-  ];
-  for (const digit of digitOf) {
-    counts.fill(0);
-    for (let i = 0; i < n; i++) counts[digit(i) + 1]!++;
-    if (n === 0 || counts.includes(n)) continue;
-    for (let d = 1; d < 65537; d++) counts[d]! += counts[d - 1]!;
-    for (let o = 0; o < n; o++) {
-      const i = order[o]!;
-      scratch[counts[digit(i)]!++] = i;
-    }
-    [order, scratch] = [scratch, order];
+  const passes: Array<[Uint32Array | Uint8Array, number]> = [[len, 0], [lo, 0], [lo, 16], [hi, 0], [hi, 16]];
+  for (const [words, shift] of passes) {
+    if (radixPass(words, shift, order, scratch, counts)) [order, scratch] = [scratch, order];
   }
   return order;
+}
+
+/** One stable counting pass on the 16-bit digit `shift` of `words`, from `order` into `into`; false when every digit is equal (nothing to do). */
+function radixPass(words: Uint32Array | Uint8Array, shift: number, order: Uint32Array, into: Uint32Array, counts: Uint32Array): boolean {
+  const n = order.length;
+  counts.fill(0);
+  for (let i = 0; i < n; i++) counts[((words[i]! >>> shift) & 0xffff) + 1]!++;
+  if (n === 0 || counts.includes(n)) return false;
+  for (let d = 1; d < 65537; d++) counts[d]! += counts[d - 1]!;
+  for (let o = 0; o < n; o++) {
+    const i = order[o]!;
+    into[counts[(words[i]! >>> shift) & 0xffff]!++] = i;
+  }
+  return true;
 }
 
 /** Groups blocks finer than `maxLength` to their `maxLength` block. Sorted disjoint input stays sorted; only exact duplicates appear. */
