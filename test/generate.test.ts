@@ -144,6 +144,26 @@ describe('buildWorld', () => {
   });
 });
 
+describe('large worlds', () => {
+  it('hold keys baked into client apps, called from a different mobile address almost every time', () => {
+    expect(buildWorld({ seed: 1 }).truth.keys.some((k) => k.profile === 'client-embedded')).toBe(false);
+    const world = buildWorld({ seed: 5, keys: 300, days: 6, eventsTarget: 40_000 });
+    const embedded = new Map(world.truth.keys.filter((k) => k.profile === 'client-embedded').map((k) => [k.accessKeyId, k]));
+    expect(embedded.size).toBeGreaterThan(0);
+    const sources = new Set<string>();
+    let calls = 0;
+    for (const { event, label } of generateEvents(world)) {
+      const key = embedded.get((event.userIdentity as Record<string, string>).accessKeyId ?? '');
+      if (!key || label !== 'legit') continue;
+      calls++;
+      sources.add(event.sourceIpAddress as string);
+      expect(inAny(key.publicNetworks, event.sourceIpAddress as string)).toBe(true);
+    }
+    expect(calls).toBeGreaterThan(1000);
+    expect(sources.size).toBeGreaterThan(calls * 0.3);
+  });
+});
+
 describe('generateEvents', () => {
   const world = buildWorld(SMALL);
   const events = [...generateEvents(world)];
