@@ -76,6 +76,7 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
   const store = await Store.open(dbPath, { readOnly: true });
   let proposalPath: string;
   let aclPath: string | null = null;
+  let aclProblem: string | null = null;
   let explainArgs: string[];
   let inProcess: { profiles: number; recommend: number; replaySql: number; replayRows: number; matchTs: number; explain: number };
   try {
@@ -87,9 +88,14 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
     proposalPath = join(ctx.dataDir, 'investigate-proposal.json');
     writeFileSync(proposalPath, JSON.stringify(proposal));
     if (truth) {
-      aclPath = join(ctx.dataDir, 'investigate-acl.json');
-      writeFileSync(aclPath, JSON.stringify(aclDocuments(truth)));
       writeFileSync(join(ctx.dataDir, 'investigate-truth.json'), JSON.stringify(truth));
+      try {
+        parseAclText(JSON.stringify(aclDocuments(truth)), { source: 'the generated ACLs in force' });
+        aclPath = join(ctx.dataDir, 'investigate-acl.json');
+        writeFileSync(aclPath, JSON.stringify(aclDocuments(truth)));
+      } catch (e) {
+        aclProblem = e instanceof Error ? e.message : String(e);
+      }
     }
     // Explain the most refused source (or else the busiest public source).
     const [target] = await store.query<{ key: string; ip: string }>(`
@@ -102,6 +108,7 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
     const sql = await timeIt(() => loadReplayRows(store, { window }));
     const match = await timeIt(async () => simulate(acls, sql.result, { verdicts: decideRows(acls, sql.result) }));
     const aclsInForce = aclPath ? parseAclText(JSON.stringify(aclDocuments(truth!))).inForce : acls;
+    if (aclProblem) ctx.log(`investigate: the world's ACLs in force are invalid, explaining against the proposal: ${aclProblem}`);
     const explain = await timeIt(async () => {
       const address = parseAddress(target!.ip)!;
       explainCall(aclsInForce, { accessKeyId: target!.key, address });
@@ -133,6 +140,7 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
     `${events} events (${ctx.scale} scale${reused ? `, reused database ${reused}` : ', generated world seed 1'}); every command is a fresh process (node + tsx start-up included, about 0.5–1 s).`,
     `In process, 30-day window: loadProfiles ${fmt(inProcess.profiles)} s and recommend ${fmt(inProcess.recommend)} s (what backtest spends on its training window, owned by analyze/recommend);`
       + ` replay aggregate SQL ${fmt(inProcess.replaySql)} s for ${inProcess.replayRows} key × source rows, matching in TS ${fmt(inProcess.matchTs)} s; explain (verdict + history + neighbours + pool/leak hints) ${fmt(inProcess.explain)} s (target ≤ ${TARGET_EXPLAIN_S} s: ${verdict(inProcess.explain <= TARGET_EXPLAIN_S)}).`,
+    ...(aclProblem ? [`The generated ACLs in force were rejected (${aclProblem}); explain and denials ran against the proposal / without --acl.`] : []),
     'Exit 4 from simulate/denials/drift means "a person should look" (traffic would break, refusals found, drift), not a failure.',
   ];
   const backtestRun = runs.find((r) => r.label.startsWith('backtest'))!.fig;
