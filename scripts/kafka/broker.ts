@@ -37,10 +37,12 @@ export function defaultKafkaLibDir(): string {
   return process.env.KEYFENCE_KAFKA_LIB ?? join(PROJECT_ROOT, '.kafka', 'lib');
 }
 
-/** Installs the broker jars when missing (first run on a fresh clone: Maven downloads them once). */
+/**
+ * Installs the broker jars when missing or older than pom.xml (first run on a fresh clone: Maven downloads them
+ * once); install.sh returns at once when they are in place, and lets parallel callers wait for one install.
+ */
 export function ensureKafkaJars(libDir = defaultKafkaLibDir(), log: (m: string) => void = () => undefined): string {
-  if (existsSync(join(libDir, '.complete'))) return libDir;
-  log(`installing the Kafka broker jars into ${libDir} (scripts/kafka/install.sh)`);
+  if (!existsSync(join(libDir, '.complete'))) log(`installing the Kafka broker jars into ${libDir} (scripts/kafka/install.sh)`);
   const result = spawnSync(join(PROJECT_ROOT, 'scripts', 'kafka', 'install.sh'), [], {
     env: { ...process.env, KEYFENCE_KAFKA_LIB: libDir },
     encoding: 'utf8',
