@@ -4,7 +4,7 @@ import { InvalidInputError } from '../model/errors.ts';
 
 const proposal = (keys: unknown[], accountLevel: unknown = null) => JSON.stringify({ version: 1, generatedAt: '2026-11-01T00:00:00Z', window: { from: 'a', to: 'b' }, accountLevel, accessKeys: keys });
 const key = (id: string, rules: Record<string, unknown> = {}) => ({ accessKeyId: id, userName: null, status: 'draft', public: { cidrs: ['203.0.113.0/24'] }, vpc: [], evidence: [], excluded: [], warnings: [], ...rules });
-const many = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i));
+const many = <T,>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
 
 /** The rejection for `text`: its message and JSON path. */
 function rejection(text: string, knownKeys?: Set<string>): { message: string; path: unknown; hint: string | undefined } {
