@@ -1,0 +1,132 @@
+// Everything one review needs, read from the store once: the analysis, the proposal, the findings, the daily
+// timeline and (with an approval) drift. Shared by `keyfence report` and `keyfence nightly` so the HTML, the
+// proposal file and the exit code of a night are all computed from the same numbers.
+import { readFileSync } from 'node:fs';
+import { parseAclText, type LoadedAcls } from '../model/acl-file.ts';
+import { InvalidInputError } from '../model/errors.ts';
+import type { AclProposal, TimeWindow } from '../model/types.ts';
+import { isoSeconds } from '../model/window.ts';
+import type { Store } from '../ingest/store.ts';
+import { analyzeStore, type AnalysisResult } from '../analyze/analysis.ts';
+import { buildFindings, DEFAULT_FINDINGS_OPTIONS, loadLastCalls, type Finding, type FindingsOptions, type KeyLastCall } from '../analyze/findings.ts';
+import { loadDailyActivity, type DailyActivityRow } from '../analyze/profiles.ts';
+import { loadKeyLastSeen, loadKnownKeys, loadReplayRows } from '../analyze/replay.ts';
+import { resolveStoreWindow } from '../analyze/window.ts';
+import { DEFAULT_RECOMMEND_OPTIONS, recommend, type RecommendOptions } from '../recommend/proposal.ts';
+import { decideRows, drift, keysWithDenials, leakJudgeFromRows, type DriftReport } from '../recommend/simulate.ts';
+import { parseApprovalRecord, verify, type VerifyResult } from './approve.ts';
+import { loadRollupLastSeen, loadRollupRows, mergeRollupRows, prunedBefore } from './retention.ts';
+
+export interface ReviewOptions {
+  /** Lookback of the analysis (default 30d). */
+  window?: string;
+  /** The approval (or proposal / IMS documents) file drift is measured against. */
+  approvedFile?: string;
+  recommend?: Partial<Omit<RecommendOptions, 'window' | 'generatedAt'>>;
+  findings?: Partial<FindingsOptions>;
+  /** Recent traffic checked against the approval (default 1d). */
+  driftSince?: string;
+  /** Entries and keys unused for this many days are drift (default 30). */
+  unusedDays?: number;
+  now: Date;
+}
+
+export interface DriftResult extends DriftReport {
+  recentWindow: TimeWindow;
+  usageWindow: TimeWindow;
+  unusedDays: number;
+  dormant: Array<{ accessKeyId: string; lastSeen: string | null }>;
+}
+
+export interface ApprovalInfo {
+  file: string;
+  /** Present when the file is an approval record (not a bare proposal or IMS documents). */
+  approvedBy: string | null;
+  approvedAt: string | null;
+  /** The seal check of an approval record; null for other shapes. */
+  seal: VerifyResult | null;
+  acls: LoadedAcls;
+}
+
+export interface ReviewResult {
+  generatedAt: string;
+  window: TimeWindow;
+  newestEvent: string;
+  /** Events before this instant were pruned (retention); null when never pruned. */
+  prunedBefore: string | null;
+  analysis: AnalysisResult;
+  proposal: AclProposal;
+  findings: Finding[];
+  lastCalls: KeyLastCall[];
+  daily: DailyActivityRow[];
+  approval: ApprovalInfo | null;
+  drift: DriftResult | null;
+}
+
+export async function collectReview(store: Store, options: ReviewOptions): Promise<ReviewResult> {
+  const generatedAt = isoSeconds(options.now);
+  const analysis = await analyzeStore(store, { since: options.window ?? '30d' });
+  const window = analysis.window;
+  const proposal = recommend(analysis.profiles, { ...DEFAULT_RECOMMEND_OPTIONS, ...options.recommend, window, generatedAt });
+  for (const k of analysis.keysWithoutTraffic) proposal.warnings = [...(proposal.warnings ?? []), `${k.accessKeyId}: no call in the window (last call ${k.lastSeen}): no ACL proposed`];
+  const [newest] = await store.query<{ newest: string }>(`SELECT strftime(max(event_time), '%Y-%m-%dT%H:%M:%SZ') AS newest FROM events`);
+  const newestEvent = newest!.newest;
+  const lastCalls = withRolledUpLastCalls(await loadLastCalls(store), await loadRollupLastSeen(store));
+  const findings = buildFindings({ window, newestEvent, profiles: analysis.profiles, lastCalls }, { ...DEFAULT_FINDINGS_OPTIONS, ...options.findings });
+  const daily = await loadDailyActivity(store, { window });
+  const approval = options.approvedFile ? await readApproval(store, options.approvedFile) : null;
+  const driftResult = approval
+    ? await driftSinceApproval(store, approval.acls, { since: options.driftSince ?? '1d', unusedDays: options.unusedDays ?? 30 })
+    : null;
+  return { generatedAt, window, newestEvent, prunedBefore: await prunedBefore(store), analysis, proposal, findings, lastCalls, daily, approval, drift: driftResult };
+}
+
+/** Keys whose every event was pruned still have a last call (dormancy findings survive retention). */
+function withRolledUpLastCalls(lastCalls: KeyLastCall[], rolled: Map<string, string>): KeyLastCall[] {
+  if (rolled.size === 0) return lastCalls;
+  const known = new Set(lastCalls.map((c) => c.accessKeyId));
+  const extra: KeyLastCall[] = [...rolled].filter(([k]) => !known.has(k)).map(([accessKeyId, lastSeen]) => ({ accessKeyId, userName: null, identityType: null, lastSeen, calls: 0 }));
+  return [...lastCalls, ...extra].sort((a, b) => (a.accessKeyId < b.accessKeyId ? -1 : a.accessKeyId > b.accessKeyId ? 1 : 0));
+}
+
+/**
+ * Reads an approval record, a proposal or IMS documents. Keys the store has never seen (not even in the
+ * rolled-up history) are rejected with their JSON path, as `keyfence drift` does.
+ */
+export async function readApproval(store: Store, file: string): Promise<ApprovalInfo> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new InvalidInputError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'check the approval file path', context: { file } });
+  }
+  const loaded = parseAclText(text, { source: file });
+  const known = await loadKnownKeys(store, loaded.namedKeys);
+  for (const k of (await loadRollupLastSeen(store)).keys()) known.add(k);
+  const acls = loaded.namedKeys.every((k) => known.has(k)) ? loaded : parseAclText(text, { source: file, knownKeys: known });
+  const value = JSON.parse(text) as Record<string, unknown>;
+  if (value && value.kind === 'keyfence-approval') {
+    const record = parseApprovalRecord(value, file);
+    return { file, approvedBy: record.approvedBy, approvedAt: record.approvedAt, seal: verify(record), acls };
+  }
+  return { file, approvedBy: null, approvedAt: null, seal: null, acls };
+}
+
+/**
+ * Drift as `keyfence drift` computes it (recommend/simulate.ts `drift` over replay rows), with the usage
+ * window reaching into rolled-up history when events were pruned.
+ */
+export async function driftSinceApproval(store: Store, approved: LoadedAcls, options: { since: string; unusedDays: number }): Promise<DriftResult> {
+  const recentWindow = await resolveStoreWindow(store, { since: options.since }, '1d');
+  const usageWindow = await resolveStoreWindow(store, { since: `${options.unusedDays}d` }, '30d');
+  const recentRows = await loadReplayRows(store, { window: recentWindow });
+  const usageRows = mergeRollupRows(await loadReplayRows(store, { window: usageWindow }), await loadRollupRows(store, usageWindow));
+  const [judgeRows, judgeWindow] = recentWindow.from < usageWindow.from ? [recentRows, recentWindow] : [usageRows, usageWindow];
+  const judge = leakJudgeFromRows(judgeRows, { window: judgeWindow, keys: keysWithDenials(recentRows, decideRows(approved.inForce, recentRows)) });
+  const covered = approved.proposal?.accountLevel?.coveredKeys ?? [];
+  const report = drift({ approved: approved.inForce, approvedKeys: [...approved.keyLevel.keys(), ...covered], recentRows, usageRows, judge });
+  const lastSeen = await loadKeyLastSeen(store);
+  for (const [k, t] of await loadRollupLastSeen(store)) if (!lastSeen.has(k)) lastSeen.set(k, t);
+  const dormant = report.dormantKeys.map((k) => ({ accessKeyId: k, lastSeen: lastSeen.get(k) ?? null }));
+  return { ...report, recentWindow, usageWindow, unusedDays: options.unusedDays, dormant };
+}
