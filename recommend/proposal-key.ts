@@ -1,7 +1,7 @@
 // One key's sources sorted into what may become ACL material and what is excluded, with the reason.
 import { maskValue, parsePrefix, type Prefix, type ParsedPrefix } from '../model/address.ts';
 import type { Excluded, IpFamily, KeyProfile, SourceUsage, TimeWindow } from '../model/types.ts';
-import { candidateOf, comparePrefix, type Candidate } from './proposal-rule.ts';
+import { candidateOf, comparePrefix, prefixLookup, type Candidate } from './proposal-rule.ts';
 import { SUSPICION_THRESHOLDS, classifySources, compareAddressText, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
 
 const DAY_MS = 86_400_000;
@@ -95,6 +95,9 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   const graceFrom = windowEnd - settings.minDays * DAY_MS;
   const included = (family: IpFamily, value: bigint): ParsedPrefix | undefined => settings.include.find((p) => inPrefix(p, family, value));
   const leakByIp = new Map(leaks.map((l) => [l.ip, l]));
+  const publicPoolOf = prefixLookup(pools.filter((p) => p.vpcId === null));
+  const vpcPoolOf = new Map<string, ReturnType<typeof prefixLookup<PoolGuess>>>();
+  for (const vpcId of new Set(pools.map((p) => p.vpcId).filter((v): v is string => v !== null))) vpcPoolOf.set(vpcId, prefixLookup(pools.filter((p) => p.vpcId === vpcId)));
   const usedPools = new Set<PoolGuess>();
   const recent: string[] = [];
 
@@ -129,7 +132,7 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     }
     const include = included(c.family, c.value);
     if (include) plan.includesUsed.add(include.text);
-    const pool = pools.find((p) => p.vpcId === null && inPrefix(p, c.family, c.value));
+    const pool = publicPoolOf(c.family, c.value);
     const leak = leakByIp.get(s.ip);
     if (leak && !include) {
       plan.leaks.push(leak);
@@ -156,7 +159,7 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     }
     const include = included(c.family, c.value);
     if (include) plan.includesUsed.add(include.text);
-    const pool = pools.find((p) => p.vpcId === s.vpcId && inPrefix(p, c.family, c.value));
+    const pool = vpcPoolOf.get(s.vpcId)?.(c.family, c.value) ?? null;
     if (pool) usedPools.add(pool);
     if (pool || include || admitByCounts(s, s.vpcId)) {
       const list = plan.vpcCandidates.get(s.vpcId);
@@ -172,7 +175,7 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   // Short-lived addresses outside any pool block: a dynamic egress the evidence cannot pin down.
   const loose = profile.publicSources.filter((s) => {
     const c = candidateOf(profile.accessKeyId, s);
-    return c !== null && s.days <= SUSPICION_THRESHOLDS.shortLivedDays && !pools.some((p) => p.vpcId === null && inPrefix(p, c.family, c.value));
+    return c !== null && s.days <= SUSPICION_THRESHOLDS.shortLivedDays && publicPoolOf(c.family, c.value) === null;
   });
   if (loose.length >= 5 && loose.length >= SUSPICION_THRESHOLDS.rotatingKeyShare * profile.publicSources.length) {
     plan.warnings.push(

@@ -1,8 +1,9 @@
 // One rule (the public rule, or one VPC's rule) from admitted sources: headroom widening, pool blocks,
 // the optimal cover within the entry limit, carving leaks back out, and the evidence behind every entry.
-import { FAMILY_BITS, formatPrefix, maskValue, parseAddress, prefixSize, type Prefix } from '../model/address.ts';
+import { FAMILY_BITS, formatPrefix, maskValue, prefixSize, type Prefix } from '../model/address.ts';
 import type { Evidence, IpFamily, SourceUsage } from '../model/types.ts';
 import { optimalCover, type CoverItem } from './cidr.ts';
+import { addressOf } from './suspicion.ts';
 
 /** One admitted source of one key. */
 export interface Candidate {
@@ -35,7 +36,7 @@ export interface RuleResult {
 }
 
 export function candidateOf(key: string, usage: SourceUsage): Candidate | null {
-  const a = parseAddress(usage.ip);
+  const a = addressOf(usage.ip);
   return a ? { key, usage, family: a.family, value: a.value } : null;
 }
 
@@ -96,6 +97,32 @@ export function widenWithHeadroom(points: Block[], headroom: number, minLength: 
   return out;
 }
 
+/** Disjoint blocks with every pair of aligned siblings merged into their parent, never above `minLength`. */
+export function mergeExactSiblings(blocks: readonly Prefix[], minLength: Record<IpFamily, number>): Prefix[] {
+  let current = [...blocks].map((b) => ({ family: b.family, base: b.base, length: b.length })).sort(comparePrefix);
+  for (;;) {
+    const next: Prefix[] = [];
+    let merged = false;
+    for (let i = 0; i < current.length; i++) {
+      const a = current[i]!;
+      const b = current[i + 1];
+      if (b && a.family === b.family && a.length === b.length && a.length > minLength[a.family]) {
+        const parentLength = a.length - 1;
+        const parentBase = maskValue(a.base, a.family, parentLength);
+        if (parentBase === a.base && maskValue(b.base, b.family, parentLength) === parentBase) {
+          next.push({ family: a.family, base: parentBase, length: parentLength });
+          i++;
+          merged = true;
+          continue;
+        }
+      }
+      next.push(a);
+    }
+    current = next;
+    if (!merged) return current;
+  }
+}
+
 /** Splits `prefix` until no part holds a forbidden address, keeping only parts that hold or meet an item. */
 function carve(prefix: Prefix, items: Prefix[], forbidden: Array<{ family: IpFamily; value: bigint }>): Prefix[] {
   const inside = forbidden.filter((f) => contains(prefix, f.family, f.value));
@@ -144,7 +171,8 @@ export function buildRule(
 ): RuleResult {
   // Every pool block is admitted whole, even one none of these candidates came from (a provider's sibling block).
   const poolItems: Block[] = [...pools].sort(comparePrefix).map((p) => ({ family: p.family, base: p.base, length: p.length, seen: 0 }));
-  const loose = candidates.filter((c) => !pools.some((p) => contains(p, c.family, c.value)));
+  const poolOf = prefixLookup(pools);
+  const loose = candidates.filter((c) => poolOf(c.family, c.value) === null);
   const unitPoints = new Map<string, Block>();
   for (const c of loose) {
     const length = UNIT_BITS[c.family];
@@ -161,8 +189,11 @@ export function buildRule(
   if (kept.length === 0) return { prefixes: [], cidrs: [], evidence: [], dropped, admittedUnits: { 4: 0n, 6: 0n } };
 
   const coverItems: CoverItem[] = kept.map((b) => ({ family: b.family, base: b.base, length: b.length }));
+  const coverOf = (budget: number): Prefix[] =>
+    // Items that fit the budget are their own optimal cover (cost 0): only exact sibling pairs merge.
+    kept.length <= budget ? mergeExactSiblings(kept, settings.minLength) : optimalCover(coverItems, { maxEntries: budget, minLength: settings.minLength }).prefixes;
   const coverAndCarve = (budget: number): Prefix[] =>
-    optimalCover(coverItems, { maxEntries: budget, minLength: settings.minLength }).prefixes.flatMap((p) =>
+    coverOf(budget).flatMap((p) =>
       carve(
         { family: p.family, base: p.base, length: p.length },
         kept.filter((b) => b.family === p.family && b.length >= p.length && maskValue(b.base, b.family, p.length) === p.base),
@@ -200,6 +231,16 @@ export function buildRule(
   const admittedUnits: Record<IpFamily, bigint> = { 4: 0n, 6: 0n };
   for (const p of prefixes) admittedUnits[p.family] += unitsOf(p);
   return { prefixes, cidrs: prefixes.map(formatPrefix), evidence, dropped: droppedNow, admittedUnits };
+}
+
+/** A lookup over disjoint prefixes: which one holds a value (binary search), in O(log n). */
+export function prefixLookup<T extends Prefix>(prefixes: readonly T[]): (family: IpFamily, value: bigint) => T | null {
+  const sorted = [...prefixes].sort(comparePrefix);
+  if (sorted.length === 0) return () => null;
+  return (family, value) => {
+    const i = findPrefix(sorted, family, value);
+    return i >= 0 ? sorted[i]! : null;
+  };
 }
 
 /** Which prefix (sorted, disjoint) holds the value: binary search on the base. */

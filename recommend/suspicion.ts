@@ -1,7 +1,7 @@
 // Which of a key's public sources look like a leaked key in use, and which look like a dynamic pool.
 // Pure heuristics over a KeyProfile (and, for pools, the other keys of the account): the recommender uses
 // them to keep leaks out of proposals and to propose pool blocks deliberately; `findings` reports them.
-import { FAMILY_BITS, formatPrefix, maskValue, parseAddress, type Prefix } from '../model/address.ts';
+import { FAMILY_BITS, formatPrefix, maskValue, parseAddress, type Address, type Prefix } from '../model/address.ts';
 import { GUARDRAIL_MIN_PREFIX } from '../model/acl-rules.ts';
 import type { IpFamily, KeyProfile, SourceUsage, TimeWindow } from '../model/types.ts';
 
@@ -100,8 +100,16 @@ export interface SuspicionContext {
   accountProfiles?: KeyProfile[];
 }
 
+const instantCache = new Map<string, number>();
+
 function ms(iso: string): number {
-  return Date.parse(iso);
+  let t = instantCache.get(iso);
+  if (t === undefined) {
+    if (instantCache.size > 1_000_000) instantCache.clear();
+    t = Date.parse(iso);
+    instantCache.set(iso, t);
+  }
+  return t;
 }
 
 function groupKey(family: IpFamily, value: bigint, length: number): string {
@@ -220,7 +228,7 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     const errors = Math.max(0, s.errorCalls - s.deniedCalls);
     if (errors >= T.leakMinErrorCalls && errors >= T.leakErrorShare * s.calls) return;
     if (s.sensitiveCalls >= T.leakMinSensitiveCalls && s.sensitiveCalls >= T.leakSensitiveShare * s.calls) return;
-    const a = parseAddress(s.ip);
+    const a = addressOf(s.ip);
     if (!a) return;
     const id = `${scope}|${a.family}`;
     let m = units.get(id);
@@ -243,11 +251,11 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     const list: PoolBlock[] = [];
     for (const p of clusterPools(family, sorted, T.poolGroupPrefix[family])) {
       const keys = new Set<string>();
+      const end = p.base + (1n << BigInt(FAMILY_BITS[family] - p.length));
       let members = 0;
-      for (const u of sorted) {
-        if (maskValue(u, family, p.length) !== p.base) continue;
+      for (let i = lowerBound(sorted, p.base); i < sorted.length && sorted[i]! < end; i++) {
         members++;
-        for (const k of m.get(u)!) keys.add(k);
+        for (const k of m.get(sorted[i]!)!) keys.add(k);
       }
       list.push({ ...p, scope, members, keys: [...keys].sort(), siblings: [] });
     }
@@ -291,6 +299,42 @@ function linkSiblings(list: PoolBlock[]): void {
   }
 }
 
+/** The first index whose value is ≥ `value` in a sorted array. */
+function lowerBound(sorted: readonly bigint[], value: bigint): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+const addressCache = new Map<string, Address | null>();
+
+/** parseAddress, remembered: the same source text is parsed by several passes over many keys. */
+export function addressOf(text: string): Address | null {
+  let a = addressCache.get(text);
+  if (a === undefined) {
+    if (addressCache.size > 4_000_000) addressCache.clear();
+    a = canonicalV4(text) ?? parseAddress(text);
+    addressCache.set(text, a);
+  }
+  return a;
+}
+
+const CANONICAL_V4 = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+
+/** Canonical dotted-quad text (what ingest stores) without the general parser; anything else is left to parseAddress. */
+function canonicalV4(text: string): Address | null {
+  const m = CANONICAL_V4.exec(text);
+  if (!m) return null;
+  const o = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+  if (o.some((x) => x > 255)) return null;
+  return { family: 4, value: BigInt(((o[0]! << 24) >>> 0) + (o[1]! << 16) + (o[2]! << 8) + o[3]!), text };
+}
+
 function findBlock(list: readonly PoolBlock[] | undefined, family: IpFamily, value: bigint): PoolBlock | null {
   if (!list || list.length === 0) return null;
   let lo = 0;
@@ -315,7 +359,7 @@ export function guessPools(profile: KeyProfile, index: PoolIndex): PoolGuess[] {
   const T = SUSPICION_THRESHOLDS;
   const hits = new Map<PoolBlock, { own: Set<bigint>; sources: SourceUsage[] }>();
   const visit = (scope: string, s: SourceUsage): void => {
-    const a = parseAddress(s.ip);
+    const a = addressOf(s.ip);
     if (!a) return;
     const block = findBlock(index.blocks.get(`${scope}|${a.family}`), a.family, unitValue(a.family, a.value));
     if (!block) return;
@@ -367,8 +411,8 @@ function compareCidr(a: { family: IpFamily; base: bigint; length: number }, b: {
 
 /** Sorts address text numerically (IPv4 before IPv6); unparseable text last, by text. */
 export function compareAddressText(a: string, b: string): number {
-  const x = parseAddress(a);
-  const y = parseAddress(b);
+  const x = addressOf(a);
+  const y = addressOf(b);
   if (x && y) return x.family - y.family || (x.value < y.value ? -1 : x.value > y.value ? 1 : 0);
   if (x) return -1;
   if (y) return 1;
@@ -390,7 +434,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   const established = profile.publicSources.filter((s) => !isNew(s));
   const nearGroups = new Set<string>();
   for (const s of established) {
-    const a = parseAddress(s.ip);
+    const a = addressOf(s.ip);
     if (a) nearGroups.add(groupKey(a.family, a.value, T.nearPrefix[a.family]));
   }
   // Sensitive APIs include ordinary reads (DescribeRegions, ListBuckets): what counts is a share well above the key's own.
@@ -403,7 +447,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   // A key whose established traffic all comes from dynamic pools has no fixed egress to grow.
   const establishedCalls = established.reduce((n, s) => n + s.calls, 0);
   const pooledCalls = established.reduce((n, s) => {
-    const a = parseAddress(s.ip);
+    const a = addressOf(s.ip);
     return a && inPool(a.family, a.value) ? n + s.calls : n;
   }, 0);
   const poolOnly = establishedCalls > 0 && pooledCalls >= T.poolOnlyShare * establishedCalls;
@@ -413,7 +457,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   // New addresses arriving together in one block (a NAT's addresses) are judged as one network.
   const newGroupDaily = new Map<string, number>();
   for (const s of profile.publicSources) {
-    const a = parseAddress(s.ip);
+    const a = addressOf(s.ip);
     if (!a || !isNew(s)) continue;
     const g = groupKey(a.family, a.value, T.networkPrefix[a.family]);
     newGroupDaily.set(g, (newGroupDaily.get(g) ?? 0) + s.calls / Math.max(1, s.days));
@@ -421,7 +465,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   const leaks: SuspiciousSource[] = [];
   for (const s of profile.publicSources) {
     if (!isNew(s)) continue;
-    const a = parseAddress(s.ip);
+    const a = addressOf(s.ip);
     if (!a) continue;
     const pooled = inPool(a.family, a.value);
     const far = !pooled && !nearGroups.has(groupKey(a.family, a.value, T.nearPrefix[a.family]));
