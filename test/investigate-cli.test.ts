@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store, sqlString } from '../ingest/store.ts';
+import { loadReplayRows } from '../analyze/replay.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CI = 'LTAIci000001';
@@ -77,13 +78,14 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kf-investigate-'));
   db = join(dir, 'events.duckdb');
   await buildStore();
+  file('acl.json', ACL_IN_FORCE);
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('keyfence explain', () => {
   it('explains a refused call: the key-level ACL, the missing entry, the /32 fix, and the source\'s history', () => {
-    const r = keyfence('explain', '--key', CI, '--ip', '203.0.113.99', '--acl', file('acl.json', ACL_IN_FORCE), '--json');
+    const r = keyfence('explain', '--key', CI, '--ip', '203.0.113.99', '--acl', join(dir, 'acl.json'), '--json');
     expect(r.code).toBe(0);
     const { explanation, history } = r.json;
     expect(explanation.verdict).toMatchObject({ allowed: false, code: 'denied-not-in-public-rule', governedBy: 'key' });
@@ -102,10 +104,19 @@ describe('keyfence explain', () => {
     expect(r.json.explanation.aclCannotBeCause).toMatch(/STS/);
   });
 
-  it('refuses an unparseable --ip with a usage error', () => {
+  it('refuses an unparseable --ip or --vpc with a usage error', () => {
     const r = keyfence('explain', '--key', CI, '--ip', '192.168.XX.XX');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('--ip "192.168.XX.XX" is not an IP address');
+    const v = keyfence('explain', '--key', CI, '--ip', '172.16.1.5', '--vpc', 'subnet-1', '--json');
+    expect(v.code).toBe(1);
+    expect(v.json.error.message).toContain('--vpc "subnet-1" is not a VPC ID');
+  });
+
+  it('explains a VPC source against the rule for its VPC', () => {
+    const r = keyfence('explain', '--key', CI, '--ip', '172.16.1.5', '--vpc', 'vpc-abc123', '--acl', join(dir, 'acl.json'), '--json');
+    expect(r.json.explanation).toMatchObject({ verdict: { allowed: true, code: 'allowed-by-entry', matched: { vpcId: 'vpc-abc123', cidr: '172.16.1.0/24' } }, fixes: [] });
+    expect(r.json.history.source).toMatchObject({ calls: 20, days: 20 });
   });
 });
 
@@ -117,6 +128,32 @@ describe('keyfence denials', () => {
     const [g] = r.json.denials;
     expect(g).toMatchObject({ accessKeyId: CI, ip: '203.0.113.99', deniedCalls: 2, history: { allowedCalls: 0 } });
     expect(g.explanation.fixes[0].entry).toBe('203.0.113.99/32');
+  });
+});
+
+describe('keyfence denials without refusals', () => {
+  it('exits 0 when the window holds no refused call for the key', () => {
+    const r = keyfence('denials', '--key', APP, '--json');
+    expect(r.code).toBe(0);
+    expect(r.json.totals).toEqual({ groups: 0, deniedCalls: 0, keys: 0 });
+  });
+});
+
+describe('the replay aggregates', () => {
+  it('keep governed addresses, fold STS and exempt traffic, and count days per source', async () => {
+    const store = await Store.open(db, { readOnly: true });
+    try {
+      const rows = await loadReplayRows(store, { window: { from: '2026-11-01T00:00:00Z', to: '2026-11-21T00:00:00Z' } });
+      const pick = (key: string, ip: string | null, exempt = false) => rows.find((r) => r.accessKeyId === key && r.ip === ip && r.exempt === exempt);
+      expect(pick(CI, '203.0.113.10')).toMatchObject({ sourceKind: 'public', calls: 100, days: 20, deniedCalls: 0, firstSeen: '2026-11-01T00:00:00Z', lastSeen: '2026-11-20T04:00:00Z' });
+      expect(pick(CI, '172.16.1.5')).toMatchObject({ sourceKind: 'vpc', vpcId: 'vpc-abc123', calls: 20 });
+      expect(pick(CI, '203.0.113.99')).toMatchObject({ deniedCalls: 2, errorCalls: 2, days: 2 });
+      expect(pick(CI, '192.0.2.200')).toMatchObject({ calls: 5, errorCalls: 5, sensitiveCalls: 5, days: 1 });
+      expect(pick(CI, null, true)).toMatchObject({ calls: 1, sourceKind: 'public' });
+      expect(rows.filter((r) => r.keyKind === 'sts')).toEqual([expect.objectContaining({ accessKeyId: 'STS.*', ip: null, calls: 20 })]);
+    } finally {
+      store.close();
+    }
   });
 });
 
