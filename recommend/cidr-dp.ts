@@ -105,7 +105,8 @@ export function familyCurve(blocks: FamilyBlocks, trie: Trie, minLength: number,
     const data = arena.data;
     if (aCap === 1 || bCap === 1) {
       // Most nodes sit just above a leaf: the merge is a shift of the other side by one entry.
-      const [oneOff, otherOff] = aCap === 1 ? [offset[l]!, offset[r]!] : [offset[r]!, offset[l]!];
+      const oneOff = aCap === 1 ? offset[l]! : offset[r]!;
+      const otherOff = aCap === 1 ? offset[r]! : offset[l]!;
       const one = data[oneOff + 1]!;
       data[off] = Infinity;
       data[off + 1] = Infinity;
