@@ -163,16 +163,20 @@ GROUP BY ALL`;
 }
 
 // Reading a million rows value by value through the DuckDB binding costs seconds; one delimited text per
-// slice of keys, split in JavaScript, costs a fraction of that. The separators are ASCII control characters
-// that are removed from every free-text value first, so no value can forge a field.
+// slice of keys, split in JavaScript, costs a fraction of that. The separators are ASCII control characters.
+// List items (user agents, service names) are cleaned of them in SQL. The other text fields (key ID, address,
+// VPC ID) are written by the vendor, not by a caller, and cleaning them costs more than the aggregate itself,
+// so instead every slice is checked: a separator inside a value adds a record or a field, which the row count
+// and the field count reveal; then the slice is read again with every field cleaned.
 const FIELD = '\x1f';
 const RECORD = '\x1e';
 const ITEM = '\x1d';
+const WIRE_FIELDS = 16;
 const WIRE_SLICES = 8;
 
-function wireSql(aggregateSql: string, servicesAsMask: boolean): string {
+function wireSql(aggregateSql: string, servicesAsMask: boolean, cleanEverything: boolean): string {
   const clean = (x: string) => `translate(${x}, chr(29) || chr(30) || chr(31), '   ')`;
-  const text = (x: string) => `coalesce(${clean(x)}, '')`;
+  const text = (x: string) => (cleanEverything ? `coalesce(${clean(x)}, '')` : `coalesce(${x}, '')`);
   const iso = (x: string) => `strftime(${x}, '%Y-%m-%dT%H:%M:%SZ')`;
   const items = (x: string) => `array_to_string(list_transform(list_filter(${x}, v -> v IS NOT NULL), v -> ${clean('v')}), chr(29))`;
   const fields = [
@@ -181,8 +185,21 @@ function wireSql(aggregateSql: string, servicesAsMask: boolean): string {
     'calls', 'days', iso('first_seen'), iso('last_seen'), 'error_calls', 'denied_calls', 'sensitive_calls',
     servicesAsMask ? `coalesce(services, '')` : items('services'), items('user_agents'),
   ];
-  return `SELECT string_agg(concat(${fields.join(', chr(31), ')}), chr(30)) AS wire
-FROM (${aggregateSql}) GROUP BY hash(access_key_id) % ${WIRE_SLICES}`;
+  return `SELECT hash(access_key_id) % ${WIRE_SLICES} AS slice, count(*) AS rows, string_agg(concat(${fields.join(', chr(31), ')}), chr(30)) AS wire
+FROM (${aggregateSql}) GROUP BY slice ORDER BY slice`;
+}
+
+/** Splits one slice into rows of fields, or returns null when a value carried a separator. */
+function splitSlice(wire: string, rows: number): string[][] | null {
+  const lines = wire.split(RECORD);
+  if (lines.length !== rows) return null;
+  const out: string[][] = new Array(lines.length);
+  for (let i = 0; i < lines.length; i++) {
+    const f = lines[i]!.split(FIELD);
+    if (f.length !== WIRE_FIELDS) return null;
+    out[i] = f;
+  }
+  return out;
 }
 
 interface KeyIdentity {
@@ -193,8 +210,7 @@ interface KeyIdentity {
 
 const NO_IDENTITY: KeyIdentity = { identityType: null, userName: null, accountId: null };
 
-function parseWireRow(line: string, identities: Map<string, KeyIdentity>, services: (field: string) => string[]): SourceAggregateRow {
-  const f = line.split(FIELD);
+function parseWireRow(f: string[], identities: Map<string, KeyIdentity>, services: (field: string) => string[]): SourceAggregateRow {
   const orNull = (s: string | undefined) => (s ? s : null);
   const identity = identities.get(f[0]!) ?? NO_IDENTITY;
   return {
@@ -247,11 +263,17 @@ export async function loadSourceAggregates(store: Store, query: ProfileQuery): P
   const identityRows = await store.query<{ access_key_id: string; identity_type: string | null; user_name: string | null; account_id: string | null }>(keyIdentitySql(query));
   const identities = new Map(identityRows.map((r) => [r.access_key_id, { identityType: r.identity_type, userName: r.user_name, accountId: r.account_id }]));
   const decodeServices = serviceDecoder(plan);
-  const slices = await store.query<{ wire: string | null }>(wireSql(plannedAggregateSql(query, plan), plan.serviceMask !== null));
+  const aggregate = plannedAggregateSql(query, plan);
+  const slices = await store.query<{ slice: number; rows: number; wire: string }>(wireSql(aggregate, plan.serviceMask !== null, false));
+  let split = slices.map((s) => splitSlice(s.wire, s.rows));
+  if (split.some((s) => s === null)) {
+    const cleaned = await store.query<{ slice: number; rows: number; wire: string }>(wireSql(aggregate, plan.serviceMask !== null, true));
+    split = cleaned.map((s) => splitSlice(s.wire, s.rows));
+  }
   const rows: SourceAggregateRow[] = [];
-  for (const { wire } of slices) {
-    if (!wire) continue;
-    for (const line of wire.split(RECORD)) rows.push(parseWireRow(line, identities, decodeServices));
+  for (const fields of split) {
+    if (!fields) throw new Error('aggregate rows could not be read back even with every value cleaned: a bug in analyze/profiles.ts');
+    for (const f of fields) rows.push(parseWireRow(f, identities, decodeServices));
   }
   return rows;
 }

@@ -193,6 +193,18 @@ describe('source aggregates (SQL)', () => {
     expect(rows[0]!.userName).toBe('a\u001fb');
   });
 
+  it('reads rows back cleaned, never forged, when a key or VPC ID itself carries a separator', async () => {
+    const path = await makeDb('hostile-ids.duckdb', [
+      ev({ accessKeyId: 'LTAIx\u001e\u001fLTAIforged', sourceIp: '10.0.0.1', sourceKind: 'vpc', vpcId: 'vpc-1\u001f9\u001f9' }),
+      ev({ accessKeyId: 'LTAIplain' }),
+    ]);
+    const rows = await withStore(path, (s) => loadSourceAggregates(s, { window: WINDOW }));
+    expect(rows.map((r) => [r.accessKeyId, r.vpcId, r.calls]).sort()).toEqual([
+      ['LTAIplain', null, 1],
+      ['LTAIx  LTAIforged', 'vpc-1 9 9', 1],
+    ]);
+  });
+
   it('computes exactly what the plain reference SQL computes, whatever the window length and number of services', async () => {
     // 70 services force the 127-bit service mask; windows of 30, 100 and 200 days take the 63-bit day mask,
     // the 127-bit one and the plain count(DISTINCT).
