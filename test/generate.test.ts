@@ -83,10 +83,15 @@ function readBack(files: string[]): { valid: Array<Record<string, unknown>>; bro
   for (const f of files) {
     const text = readText(f);
     if (/\.json(\.gz)?$/.test(f)) {
-      const doc = JSON.parse(text) as { Events: unknown[] };
-      for (const e of doc.Events) {
-        records++;
-        accept(e);
+      // One LookupEvents response after another, each at most 50 events.
+      const pages = text.split('\n]}\n').filter((p) => p.trim()).map((p) => JSON.parse(`${p}\n]}`) as { Events: unknown[]; NextToken: string });
+      for (const page of pages) {
+        expect(page.Events.length).toBeLessThanOrEqual(50);
+        expect(page.NextToken).toBeTruthy();
+        for (const e of page.Events) {
+          records++;
+          accept(e);
+        }
       }
     } else {
       for (const line of text.split('\n')) if (line) record(line);
