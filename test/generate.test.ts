@@ -131,6 +131,9 @@ describe('buildWorld', () => {
     expect(truth.keys.filter((k) => k.leaks.length > 0).map((k) => k.leaks[0]!.style).sort()).toEqual(expect.arrayContaining(['loud', 'quiet']));
     expect(truth.keys.some((k) => k.lateLegitSources.length > 0)).toBe(true);
     expect(truth.keys.some((k) => k.oneOffSources.length > 0)).toBe(true);
+    expect(truth.keys.some((k) => k.exemptOnlySources.length > 0)).toBe(true);
+    expect(truth.keys.some((k) => k.rotation?.replaces)).toBe(true);
+    expect(truth.keys.some((k) => k.publicNetworks.some((c) => c.includes(':')))).toBe(true);
     // A hosted CI provider with more ranges than one ACL can hold.
     expect(Math.max(...truth.keys.filter((k) => k.profile === 'ci-runners').map((k) => k.publicNetworks.length))).toBeGreaterThan(50);
     // A key spread over more VPCs than seven VPC rules.
@@ -393,7 +396,7 @@ describe('the CLI', () => {
   });
 
   it('exits 1 with the usage on bad arguments', () => {
-    for (const args of [['--seed', '1'], ['--seed', 'x', '--out', scratch], ['--seed', '1', '--out', scratch, '--format', 'xml'], ['--bogus']]) {
+    for (const args of [['--seed', '1'], ['--seed', 'x', '--out', scratch], ['--seed', '1', '--out', scratch, '--format', 'xml'], ['--seed', '1', '--out', scratch, '--gzip-level', '0'], ['--bogus']]) {
       const run = cli(args);
       expect(run.status, args.join(' ')).toBe(1);
       expect(run.stderr).toMatch(/usage:/);
