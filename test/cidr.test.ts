@@ -101,6 +101,8 @@ describe('optimalCover on hand-checked cases', () => {
     expect(texts(optimalCover(pool, { maxEntries: 4 }))).toEqual(['10.32.0.0/16', '10.33.0.0/16', '10.34.0.0/16', '10.35.0.0/16']);
     expect(() => optimalCover(pool, { maxEntries: 3 })).toThrow(InfeasibleCoverError);
     expect(texts(optimalCover(pool, { maxEntries: 1, minLength: broad }))).toEqual(['10.32.0.0/14']);
+    expect(texts(optimalCover(items('2001:db8::/30'), { maxEntries: 4 }))).toEqual(['2001:db8::/32', '2001:db9::/32', '2001:dba::/32', '2001:dbb::/32']);
+    expect(texts(optimalCover(items('2001:db8::/63'), { maxEntries: 2, minLength: { 4: 16, 6: 64 } }))).toEqual(['2001:db8::/64', '2001:db8:0:1::/64']);
   });
 
   it('groups items finer than maxLength and still reports the unseen space inside the group', () => {
