@@ -210,8 +210,11 @@ interface KeyIdentity {
 
 const NO_IDENTITY: KeyIdentity = { identityType: null, userName: null, accountId: null };
 
+function orNull(s: string | undefined): string | null {
+  return s ? s : null;
+}
+
 function parseWireRow(f: string[], identities: Map<string, KeyIdentity>, services: (field: string) => string[]): SourceAggregateRow {
-  const orNull = (s: string | undefined) => (s ? s : null);
   const identity = identities.get(f[0]!) ?? NO_IDENTITY;
   return {
     accessKeyId: f[0]!,
