@@ -1,7 +1,7 @@
 // Replaying aggregated traffic against ACLs: which calls and sources a proposal (or the ACLs in force) would
 // deny, per key. Pure: the rows come from analyze/replay.ts, each row one key × source (already summed), and
 // every decision is `decide()` from model/acl-rules.ts, so replay and enforcement cannot disagree.
-import { parseAddress, prefixEnd } from '../model/address.ts';
+import { parseAddress, parsePrefix, prefixContains, prefixEnd, type Prefix } from '../model/address.ts';
 import { decide, governingAcl, VERDICT_TEXT, type AclsInForce, type CompiledAcl, type GovernedCall, type Verdict, type VerdictCode } from '../model/acl-rules.ts';
 import type { KeyKind, KeyProfile, SourceKind, SourceUsage, TimeWindow } from '../model/types.ts';
 import { classifySources } from './suspicion.ts';
@@ -25,9 +25,14 @@ export interface SourceAggregate {
   lastSeen: string;
 }
 
-/** Whether a source is legitimate traffic (breaking it is a false deny) or looks like a leaked key in use. */
+/**
+ * Whether a source is legitimate traffic (breaking it is a false deny), looks like a leaked key in use, or was
+ * left out by the proposal on purpose (listed in its `excluded`, e.g. a one-off: a reviewed, accepted break).
+ */
 export interface SourceJudgement {
   legitimate: boolean;
+  /** The proposal's own exclusion reason, when it lists this source (and not as a possible leak). */
+  excludedByProposal?: string;
   /** Why it is not, e.g. "burst from a new address, 80% errors: possible leak". */
   reason?: string;
 }
@@ -54,6 +59,8 @@ export interface DeniedSource {
   firstSeen: string;
   lastSeen: string;
   legitimate: boolean;
+  /** `breaks` (legitimate), `excluded` (the proposal leaves it out on purpose), `suspect` (possible leak). */
+  status: 'breaks' | 'excluded' | 'suspect';
   suspicion: string | null;
 }
 
@@ -68,6 +75,8 @@ export interface KeySimulation {
   legitimateDeniedCalls: number;
   deniedSources: number;
   legitimateDeniedSources: number;
+  /** Denied calls from sources the proposal excludes on purpose (not counted as legitimate breaks). */
+  excludedDeniedCalls: number;
   /** Denied calls / governed calls. */
   deniedShare: number;
   legitimateDeniedShare: number;
@@ -92,6 +101,8 @@ export interface SimulationReport {
     deniedCalls: number;
     legitimateDeniedCalls: number;
     suspectDeniedCalls: number;
+    /** Denied calls from sources the proposal itself excludes (one-offs, thresholds): reviewed, accepted. */
+    excludedDeniedCalls: number;
     deniedSources: number;
     legitimateDeniedSources: number;
     keys: number;
@@ -154,6 +165,8 @@ export function simulate(acls: AclsInForce, rows: readonly SourceAggregate[], op
     if (judgement.legitimate) {
       tally.sim.legitimateDeniedCalls += row.calls;
       tally.sim.legitimateDeniedSources++;
+    } else if (judgement.excludedByProposal) {
+      tally.sim.excludedDeniedCalls += row.calls;
     }
     tally.denied.push({ row: i, judgement });
   }
@@ -165,7 +178,8 @@ export function simulate(acls: AclsInForce, rows: readonly SourceAggregate[], op
     governedCalls: sum(keys, (k) => k.governedCalls),
     deniedCalls: sum(keys, (k) => k.deniedCalls),
     legitimateDeniedCalls: sum(keys, (k) => k.legitimateDeniedCalls),
-    suspectDeniedCalls: sum(keys, (k) => k.deniedCalls - k.legitimateDeniedCalls),
+    suspectDeniedCalls: sum(keys, (k) => k.deniedCalls - k.legitimateDeniedCalls - k.excludedDeniedCalls),
+    excludedDeniedCalls: sum(keys, (k) => k.excludedDeniedCalls),
     deniedSources: sum(keys, (k) => k.deniedSources),
     legitimateDeniedSources: sum(keys, (k) => k.legitimateDeniedSources),
     keys: keys.length,
@@ -341,7 +355,7 @@ function keyTally(perKey: Map<string, KeyTally>, accessKeyId: string, acls: Acls
     tally = {
       sim: {
         accessKeyId, governedBy, calls: 0, governedCalls: 0, deniedCalls: 0, legitimateDeniedCalls: 0,
-        deniedSources: 0, legitimateDeniedSources: 0, deniedShare: 0, legitimateDeniedShare: 0, examples: [],
+        deniedSources: 0, legitimateDeniedSources: 0, excludedDeniedCalls: 0, deniedShare: 0, legitimateDeniedShare: 0, examples: [],
       },
       denied: [],
     };
@@ -354,7 +368,7 @@ function finishKey(tally: KeyTally, rows: readonly SourceAggregate[], verdicts: 
   const order = (a: KeyTally['denied'][number], b: KeyTally['denied'][number]): number => {
     const x = rows[a.row]!;
     const y = rows[b.row]!;
-    return Number(b.judgement.legitimate) - Number(a.judgement.legitimate) || y.calls - x.calls || cmp(x.vpcId ?? '', y.vpcId ?? '') || cmp(x.ip ?? '', y.ip ?? '');
+    return rank(a.judgement) - rank(b.judgement) || y.calls - x.calls || cmp(x.vpcId ?? '', y.vpcId ?? '') || cmp(x.ip ?? '', y.ip ?? '');
   };
   const listed = topN(tally.denied, examplesPerKey, order).map(({ row, judgement }): DeniedSource => {
     const r = rows[row]!;
@@ -363,7 +377,8 @@ function finishKey(tally: KeyTally, rows: readonly SourceAggregate[], verdicts: 
       ip: r.ip!, vpcId: r.vpcId, sourceKind: r.sourceKind, code, reason: VERDICT_TEXT[code],
       calls: r.calls, days: r.days, firstSeen: r.firstSeen, lastSeen: r.lastSeen,
       legitimate: judgement.legitimate,
-      suspicion: judgement.legitimate ? null : judgement.reason ?? 'flagged as a possible leak',
+      status: judgement.legitimate ? 'breaks' : judgement.excludedByProposal ? 'excluded' : 'suspect',
+      suspicion: judgement.legitimate ? null : judgement.excludedByProposal ?? judgement.reason ?? 'flagged as a possible leak',
     };
   });
   const sim = tally.sim;
@@ -373,6 +388,11 @@ function finishKey(tally: KeyTally, rows: readonly SourceAggregate[], verdicts: 
     legitimateDeniedShare: sim.governedCalls > 0 ? sim.legitimateDeniedCalls / sim.governedCalls : 0,
     examples: listed,
   };
+}
+
+/** Listing order: legitimate breaks first, then deliberate exclusions, then suspects. */
+function rank(j: SourceJudgement): number {
+  return j.legitimate ? 0 : j.excludedByProposal ? 1 : 2;
 }
 
 /** The first `n` items in `order`, without sorting everything when n is small. */
@@ -448,12 +468,14 @@ export interface DriftReport {
   needsAttention: boolean;
 }
 
+const STATUS_RANK: Record<DeniedSource['status'], number> = { breaks: 0, excluded: 1, suspect: 2 };
+
 export function drift(input: DriftInput): DriftReport {
   const recent = simulate(input.approved, input.recentRows, { judge: input.judge, examplesPerKey: Number.MAX_SAFE_INTEGER });
   const usage = simulate(input.approved, input.usageRows, { examplesPerKey: 0 });
   const newDeniedSources = recent.keys
     .flatMap((k) => k.examples.map((e) => ({ accessKeyId: k.accessKeyId, ...e })))
-    .sort((a, b) => Number(b.legitimate) - Number(a.legitimate) || b.calls - a.calls || cmp(a.accessKeyId, b.accessKeyId) || cmp(a.ip, b.ip));
+    .sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status] || b.calls - a.calls || cmp(a.accessKeyId, b.accessKeyId) || cmp(a.ip, b.ip));
   const unusedEntries = usage.entryUse.filter((u) => u.calls === 0);
   const active = new Set(usage.keys.filter((k) => k.calls > 0).map((k) => k.accessKeyId));
   const approvedKeys = new Set(input.approvedKeys);
@@ -467,7 +489,7 @@ export function drift(input: DriftInput): DriftReport {
     unusedEntries,
     dormantKeys,
     newKeysWithoutAcl,
-    needsAttention: newDeniedSources.length + unusedEntries.length + dormantKeys.length + newKeysWithoutAcl.length > 0,
+    needsAttention: newDeniedSources.filter((s) => s.status !== 'excluded').length + unusedEntries.length + dormantKeys.length + newKeysWithoutAcl.length > 0,
   };
 }
 
@@ -541,5 +563,33 @@ export function leakJudgeFromRows(rows: readonly SourceAggregate[], options: { w
   return (accessKeyId, source) => {
     const reason = source.sourceKind === 'public' ? leaks.get(`${accessKeyId}\u0000${source.ip}`) : undefined;
     return reason ? { legitimate: false, reason } : LEGITIMATE;
+  };
+}
+
+/**
+ * Wraps a judge so that sources a proposal lists in its own `excluded` (per key; possible leaks stay suspects)
+ * count as deliberate, reviewed exclusions rather than legitimate breaks.
+ */
+export function withProposalExclusions(judge: SourceJudge, excluded: ReadonlyMap<string, ReadonlyArray<{ source: string; vpcId?: string; code: string; reason: string }>>): SourceJudge {
+  const index = new Map<string, { code: string; reason: string }>();
+  // An exclusion may name a block (e.g. an IPv6 /64) rather than one address.
+  const blocks = new Map<string, Array<{ prefix: Prefix; vpcId: string; code: string; reason: string }>>();
+  for (const [key, list] of excluded) {
+    for (const e of list) {
+      index.set(`${key}\u0000${e.vpcId ?? ''}\u0000${e.source}`, e);
+      const p = e.source.includes('/') ? parsePrefix(e.source) : null;
+      if (p) blocks.set(key, [...(blocks.get(key) ?? []), { prefix: p, vpcId: e.vpcId ?? '', code: e.code, reason: e.reason }]);
+    }
+  }
+  if (index.size === 0) return judge;
+  return (accessKeyId, source) => {
+    let e = index.get(`${accessKeyId}\u0000${source.vpcId ?? ''}\u0000${source.ip}`);
+    if (!e && blocks.has(accessKeyId)) {
+      const addr = parseAddress(source.ip);
+      e = addr ? blocks.get(accessKeyId)!.find((b) => b.vpcId === (source.vpcId ?? '') && prefixContains(b.prefix, addr)) : undefined;
+    }
+    if (!e) return judge(accessKeyId, source);
+    if (e.code === 'possible-leak') return { legitimate: false, reason: e.reason };
+    return { legitimate: false, excludedByProposal: `excluded by the proposal (${e.code}): ${e.reason}` };
   };
 }

@@ -175,6 +175,17 @@ describe('keyfence simulate', () => {
     expect(r.stdout).toContain('RESULT: legitimate traffic would break (exit 4)');
   });
 
+  it('exits 0 when the only breaks are sources the proposal excludes on purpose', () => {
+    const narrow = proposal(['203.0.113.10']);
+    (narrow.accessKeys[0] as Record<string, unknown>).excluded = [
+      { source: '203.0.113.11', code: 'below-min-days', reason: 'active on 1 day (minimum 2): looks like a one-off', calls: 20 },
+      { source: '203.0.113.99', code: 'below-min-calls', reason: 'fewer calls than the minimum', calls: 2 },
+    ];
+    const r = keyfence('simulate', file('narrow-excluded.json', narrow), '--json');
+    expect(r.code).toBe(0);
+    expect(r.json.totals).toMatchObject({ legitimateDeniedCalls: 0, excludedDeniedCalls: 22, suspectDeniedCalls: 5 });
+  });
+
   it('replays the ACLs in force alone, and a proposal over them', () => {
     const inForce = keyfence('simulate', '--acl', join(dir, 'acl.json'), '--json');
     expect(inForce.code).toBe(4);

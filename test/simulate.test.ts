@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAclText } from '../model/acl-file.ts';
 import type { KeyProfile } from '../model/types.ts';
 import { decide, type AclsInForce, type GovernedCall } from '../model/acl-rules.ts';
-import { breaksLegitimateTraffic, decideRows, drift, leakJudgeFromRows, simulate, type SourceAggregate } from '../recommend/simulate.ts';
+import { breaksLegitimateTraffic, decideRows, drift, leakJudgeFromRows, simulate, withProposalExclusions, type SourceAggregate } from '../recommend/simulate.ts';
 
 const KEY = 'LTAIkey00001';
 const OTHER = 'LTAIother001';
@@ -143,6 +143,22 @@ describe('replaying aggregated traffic', () => {
     const report = simulate(acls, rows.filter((r) => r.ip !== '203.0.113.200'), { judge: () => ({ legitimate: false, reason: 'leak' }) });
     expect(report.totals.deniedCalls).toBe(3);
     expect(breaksLegitimateTraffic(report)).toBe(false);
+  });
+
+  it('counts sources the proposal excludes on purpose apart: they do not fail the gate, its possible leaks stay suspects', () => {
+    const judge = withProposalExclusions(() => ({ legitimate: true }), new Map([[KEY, [
+      { source: '203.0.113.200', code: 'below-min-days', reason: 'active on 1 day: looks like a one-off' },
+      { source: '192.0.2.0/28', code: 'over-limit', reason: 'no room left' },
+    ]]]));
+    const report = simulate(acls, rows.filter((r) => r.ip !== '192.0.2.66'), { judge });
+    expect(report.totals).toMatchObject({ deniedCalls: 7, legitimateDeniedCalls: 0, excludedDeniedCalls: 7, suspectDeniedCalls: 0 });
+    expect(report.keys[0]!.examples[0]).toMatchObject({ ip: '203.0.113.200', status: 'excluded', suspicion: expect.stringMatching(/excluded by the proposal \(below-min-days\)/) });
+    expect(breaksLegitimateTraffic(report)).toBe(false);
+    // A block exclusion covers the addresses inside it.
+    const inBlock = simulate(acls, [row({ ip: '192.0.2.9', calls: 2 })], { judge });
+    expect(inBlock.totals.excludedDeniedCalls).toBe(2);
+    const leak = withProposalExclusions(() => ({ legitimate: true }), new Map([[KEY, [{ source: '192.0.2.66', code: 'possible-leak', reason: 'burst: possible leak' }]]]));
+    expect(simulate(acls, rows, { judge: leak }).totals).toMatchObject({ suspectDeniedCalls: 3, legitimateDeniedCalls: 7 });
   });
 
   it('records how much each entry was used', () => {

@@ -6,7 +6,7 @@ import { parseAddress } from '../../model/address.ts';
 import { overlayAcls, parseAclText, type LoadedAcls } from '../../model/acl-file.ts';
 import type { AclsInForce } from '../../model/acl-rules.ts';
 import { EXIT, InvalidInputError, UsageError } from '../../model/errors.ts';
-import type { TimeWindow } from '../../model/types.ts';
+import type { Excluded, TimeWindow } from '../../model/types.ts';
 import { Store } from '../../ingest/store.ts';
 import { resolveStoreWindow } from '../../analyze/window.ts';
 import { loadSourceHistory, type SourceHistory } from '../../analyze/history.ts';
@@ -14,7 +14,7 @@ import { loadDenials, type DenialGroup } from '../../analyze/denials.ts';
 import { loadKeyLastSeen, loadKnownKeys, loadReplayRows } from '../../analyze/replay.ts';
 import { backtest, parseTruth, type BacktestReport, type GroundTruth } from '../../analyze/backtest.ts';
 import { explainCall, type Explanation } from '../../recommend/explain.ts';
-import { breaksLegitimateTraffic, decideRows, drift, keysWithDenials, leakJudgeFromRows, simulate, type DriftReport, type SimulationReport } from '../../recommend/simulate.ts';
+import { breaksLegitimateTraffic, decideRows, drift, keysWithDenials, leakJudgeFromRows, simulate, withProposalExclusions, type DriftReport, type SimulationReport } from '../../recommend/simulate.ts';
 import { action, durationOption, printJson, resolveDbPaths, withCommonOptions } from '../common.ts';
 
 interface CommonFlags {
@@ -107,6 +107,13 @@ async function readAcls(path: string, store: Store): Promise<LoadedAcls> {
   const known = await loadKnownKeys(store, loaded.namedKeys);
   // Read again against the keys the store knows: the first unknown one is reported with its exact path.
   return known.size === loaded.namedKeys.length ? loaded : parseAclText(text, { source: path, knownKeys: known });
+}
+
+/** What a proposal file leaves out on purpose, per key (an ACLs-in-force file has none). */
+function exclusionsOf(file: LoadedAcls | null): Map<string, Excluded[]> {
+  const out = new Map<string, Excluded[]>();
+  for (const key of file?.proposal?.accessKeys ?? []) if (Array.isArray(key.excluded)) out.set(key.accessKeyId, key.excluded);
+  return out;
 }
 
 function positiveInt(name: string, text: string): number {
@@ -255,12 +262,13 @@ async function simulateCommand(proposalPath: string | undefined, flags: Simulate
   const store = await openStore(flags);
   try {
     const inForce = flags.acl ? (await readAcls(flags.acl, store)).inForce : null;
-    const proposal = proposalPath ? (await readAcls(proposalPath, store)).inForce : null;
+    const proposalFile = proposalPath ? await readAcls(proposalPath, store) : null;
+    const proposal = proposalFile?.inForce ?? null;
     const acls: AclsInForce = inForce && proposal ? overlayAcls(inForce, proposal) : (proposal ?? inForce)!;
     const window = await resolveStoreWindow(store, { since: flags.since }, '30d');
     const rows = await loadReplayRows(store, { window });
     const verdicts = decideRows(acls, rows);
-    const judge = leakJudgeFromRows(rows, { window, keys: keysWithDenials(rows, verdicts) });
+    const judge = withProposalExclusions(leakJudgeFromRows(rows, { window, keys: keysWithDenials(rows, verdicts) }), exclusionsOf(proposalFile));
     const report = simulate(acls, rows, { judge, examplesPerKey, verdicts });
     const breaks = breaksLegitimateTraffic(report);
     if (flags.json) printJson({ window, breaksLegitimateTraffic: breaks, ...report });
@@ -275,7 +283,7 @@ function simulationText(r: SimulationReport, window: TimeWindow, breaks: boolean
   const t = r.totals;
   const lines = [
     `replayed ${t.calls} calls (${t.governedCalls} governed) of ${t.keys} keys, ${window.from} .. ${window.to}`,
-    `would deny ${t.deniedCalls} calls from ${t.deniedSources} sources: ${t.legitimateDeniedCalls} legitimate (${t.legitimateDeniedSources} sources, ${t.keysBreaking} keys), ${t.suspectDeniedCalls} from possible leaks`,
+    `would deny ${t.deniedCalls} calls from ${t.deniedSources} sources: ${t.legitimateDeniedCalls} legitimate (${t.legitimateDeniedSources} sources, ${t.keysBreaking} keys), ${t.excludedDeniedCalls} from sources the proposal excludes on purpose, ${t.suspectDeniedCalls} from possible leaks`,
   ];
   if (t.undeterminedCalls) lines.push(`${t.undeterminedCalls} calls have a source that is not an address: not replayable`);
   const ng = Object.entries(r.notGoverned).map(([code, calls]) => `${code} ${calls}`);
@@ -283,7 +291,7 @@ function simulationText(r: SimulationReport, window: TimeWindow, breaks: boolean
   for (const k of r.keys.filter((k) => k.deniedCalls > 0)) {
     lines.push('', `${k.accessKeyId} (${k.governedBy ?? 'no'} ACL): ${k.deniedCalls}/${k.governedCalls} governed calls denied (${pct(k.deniedShare)}), ${k.legitimateDeniedCalls} legitimate`);
     for (const e of k.examples) {
-      lines.push(`  ${e.legitimate ? 'BREAKS' : 'blocks'} ${e.sourceKind} ${e.ip}${e.vpcId ? ` in ${e.vpcId}` : ''}: ${e.calls} calls on ${e.days} days, last ${e.lastSeen} (${e.code})${e.suspicion ? ` — ${e.suspicion}` : ''}`);
+      lines.push(`  ${e.status === 'breaks' ? 'BREAKS' : e.status === 'excluded' ? 'excluded' : 'blocks'} ${e.sourceKind} ${e.ip}${e.vpcId ? ` in ${e.vpcId}` : ''}: ${e.calls} calls on ${e.days} days, last ${e.lastSeen} (${e.code})${e.suspicion ? ` — ${e.suspicion}` : ''}`);
     }
     if (k.deniedSources > k.examples.length) lines.push(`  … ${k.deniedSources - k.examples.length} more sources`);
   }
@@ -377,7 +385,7 @@ async function driftCommand(flags: DriftFlags): Promise<number> {
     const usageRows = await loadReplayRows(store, { window: usageWindow });
     // Judge new sources against the longer of the two windows: "new" needs history to be new against.
     const [judgeRows, judgeWindow] = recentWindow.from < usageWindow.from ? [recentRows, recentWindow] : [usageRows, usageWindow];
-    const judge = leakJudgeFromRows(judgeRows, { window: judgeWindow, keys: keysWithDenials(recentRows, decideRows(approved.inForce, recentRows)) });
+    const judge = withProposalExclusions(leakJudgeFromRows(judgeRows, { window: judgeWindow, keys: keysWithDenials(recentRows, decideRows(approved.inForce, recentRows)) }), exclusionsOf(approved));
     const covered = approved.proposal?.accountLevel?.coveredKeys ?? [];
     const report = drift({ approved: approved.inForce, approvedKeys: [...approved.keyLevel.keys(), ...covered], recentRows, usageRows, judge });
     const lastSeen = await loadKeyLastSeen(store);
@@ -393,7 +401,7 @@ async function driftCommand(flags: DriftFlags): Promise<number> {
 function driftText(r: DriftReport, dormant: Array<{ accessKeyId: string; lastSeen: string | null }>, recent: TimeWindow, unusedDays: number): string[] {
   const lines = [`drift since approval (recent ${recent.from} .. ${recent.to}; unused = no call in ${unusedDays} days)`];
   lines.push(`new sources the approved ACLs would deny: ${r.newDeniedSources.length}`);
-  for (const s of r.newDeniedSources) lines.push(`  ${s.accessKeyId} ${s.sourceKind} ${s.ip}${s.vpcId ? ` in ${s.vpcId}` : ''}: ${s.calls} calls, first ${s.firstSeen}${s.legitimate ? '' : ` — ${s.suspicion}`}`);
+  for (const s of r.newDeniedSources) lines.push(`  ${s.accessKeyId} ${s.sourceKind} ${s.ip}${s.vpcId ? ` in ${s.vpcId}` : ''}: ${s.calls} calls, first in window ${s.firstSeen}${s.legitimate ? '' : ` — ${s.suspicion}`}`);
   lines.push(`entries unused for ${unusedDays} days (candidates to remove): ${r.unusedEntries.length}`);
   for (const u of r.unusedEntries) lines.push(`  ${u.scope} ${u.vpcId ?? 'public'} ${u.cidr}`);
   lines.push(`keys gone dormant: ${dormant.length}`);
