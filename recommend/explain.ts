@@ -193,6 +193,19 @@ function ruleFixes(rule: CompiledRule, level: 'key' | 'account', vpcId: string |
       ? `add ${formatPrefix(host)} to ${where} (${n + 1}/${MAX_ENTRIES_PER_ACL} entries, ${MAX_ENTRIES_PER_ACL - n - 1} left)`
       : `cannot add an entry: ${where} already holds ${MAX_ENTRIES_PER_ACL}; widen an entry instead`,
   };
+  // IPv6 privacy addresses rotate inside their /64: the /128 breaks again tomorrow, the /64 lasts.
+  const slash64: Fix[] = [];
+  if (addr.family === 6 && !vpcId) {
+    const block: Prefix = { family: 6, base: maskValue(addr.value, 6, 64), length: 64 };
+    const entry = formatPrefix(block);
+    if (!rule.cidrs.includes(entry)) {
+      slash64.push({
+        kind: 'add-entry', level, vpcId, entry, replaces: null, absorbs: [], extraAddresses: (prefixSize(block) - 1n).toString(),
+        entriesAfter: n + 1, headroomLeft: MAX_ENTRIES_PER_ACL - n - 1, broad: false, possible: addPossible,
+        text: `add ${entry} to ${where} instead, if the source uses rotating IPv6 privacy addresses (${n + 1}/${MAX_ENTRIES_PER_ACL} entries)`,
+      });
+    }
+  }
   const widens: Fix[] = [];
   rule.prefixes.forEach((p, i) => {
     if (p.family !== addr.family) return;
@@ -217,7 +230,7 @@ function ruleFixes(rule: CompiledRule, level: 'key' | 'account', vpcId: string |
   // Widening different entries can land on the same block: list each block once.
   const distinct = widens.filter((w, i) => widens.findIndex((x) => x.entry === w.entry) === i);
   // Adding one address costs no extra space: it leads while the rule has room.
-  return addPossible ? [add, ...distinct.slice(0, WIDEN_OPTIONS)] : [...distinct.slice(0, WIDEN_OPTIONS), add];
+  return addPossible ? [add, ...slash64, ...distinct.slice(0, WIDEN_OPTIONS)] : [...distinct.slice(0, WIDEN_OPTIONS), add, ...slash64];
 }
 
 /** The longest prefix length holding both the entry and the address (never longer than the entry). */

@@ -45,7 +45,8 @@ describe('explaining a call', () => {
 
   it('widens an IPv6 entry within its family only', () => {
     const e = explainCall(acls({ public: { cidrs: ['2001:db8:1:2::/64', '203.0.113.1'] }, vpc: [] }), { accessKeyId: KEY, address: addr('2001:db8:1:3::5') });
-    expect(e.fixes.map((f) => f.entry)).toEqual(['2001:db8:1:3::5/128', '2001:db8:1:2::/63']);
+    expect(e.fixes.map((f) => f.entry)).toEqual(['2001:db8:1:3::5/128', '2001:db8:1:3::/64', '2001:db8:1:2::/63']);
+    expect(e.fixes[1]).toMatchObject({ kind: 'add-entry', extraAddresses: (2n ** 64n - 1n).toString(), headroomLeft: 47 });
   });
 
   it('proposes a public rule when the enabled ACL has none, and a VPC rule for an unlisted VPC', () => {
