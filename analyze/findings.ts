@@ -4,6 +4,7 @@
 // possible leak is exactly one the recommender keeps out of its proposal.
 import { EXIT, type ExitCode } from '../model/errors.ts';
 import { findingMeta, severityRank, type FindingId, type Severity } from '../model/findings-catalog.ts';
+import { maskValue, parseAddress } from '../model/address.ts';
 import type { KeyProfile, TimeWindow } from '../model/types.ts';
 import { isoSeconds } from '../model/window.ts';
 import { classifySources } from '../recommend/suspicion.ts';
@@ -28,13 +29,13 @@ export interface FindingsOptions {
   dormantDays: number;
   /** "Many more sources than usual": more than median + madFactor × (1.4826 × MAD) of the account's keys… */
   madFactor: number;
-  /** …and at least this many distinct sources… */
-  minUnusualSources: number;
+  /** …and at least this many distinct source networks… */
+  minUnusualNetworks: number;
   /** …among at least this many keys of the account (fewer peers: no baseline, no finding). */
   minPeers: number;
 }
 
-export const DEFAULT_FINDINGS_OPTIONS: FindingsOptions = { dormantDays: 30, madFactor: 4, minUnusualSources: 10, minPeers: 5 };
+export const DEFAULT_FINDINGS_OPTIONS: FindingsOptions = { dormantDays: 30, madFactor: 4, minUnusualNetworks: 10, minPeers: 5 };
 
 /** A permanent key's last call, for dormancy (looked up over the whole store, not only the window). */
 export interface KeyLastCall {
@@ -75,8 +76,9 @@ export function buildFindings(input: FindingsInput, options: FindingsOptions = D
     out.push(...rootKey(p), ...vpcUse(p), ...denials(p));
   }
   out.push(...dormant(input, options));
-  out.push(...unusualSourceCounts(permanent, options));
-  out.push(...suspicious(permanent, input.profiles, input.window));
+  const suspicion = classifyAll(permanent, input.profiles, input.window);
+  out.push(...unusualSourceCounts(permanent, suspicion, options));
+  out.push(...suspicious(permanent, suspicion));
   return sortFindings(out);
 }
 
@@ -147,27 +149,49 @@ function median(values: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-/** Per account, keys whose distinct governed sources exceed median + k·(1.4826·MAD) (MAD floored at 1). */
-function unusualSourceCounts(profiles: KeyProfile[], options: FindingsOptions): Finding[] {
+/**
+ * What "a source" is when counting how spread a key's use is: a network, not an address, so one office NAT
+ * block or one subnet counts once: IPv4 by /24, IPv6 by /48 (inside a VPC: per VPC ID too).
+ */
+function sourceNetwork(ip: string): string {
+  const a = parseAddress(ip);
+  if (!a) return ip;
+  const length = a.family === 4 ? 24 : 48;
+  return `${a.family}:${maskValue(a.value, a.family, length).toString(16)}/${length}`;
+}
+
+/**
+ * Per account, keys whose distinct source networks exceed median + k·(1.4826·MAD) (MAD floored at 1).
+ * Sources inside the key's dynamic pools are left out: a pool is its own finding.
+ */
+function unusualSourceCounts(profiles: KeyProfile[], suspicion: Map<string, Suspicion>, options: FindingsOptions): Finding[] {
   const byAccount = new Map<string, KeyProfile[]>();
   for (const p of profiles) {
     const account = p.accountId ?? '';
-    byAccount.set(account, [...(byAccount.get(account) ?? []), p]);
+    const list = byAccount.get(account);
+    if (list) list.push(p);
+    else byAccount.set(account, [p]);
   }
   const out: Finding[] = [];
   for (const [account, keys] of byAccount) {
     if (keys.length < options.minPeers) continue;
-    const counts = keys.map((p) => p.publicSources.length + p.vpcSources.length);
+    const counts = keys.map((p) => {
+      const pooled = new Set((suspicion.get(p.accessKeyId)?.pools ?? []).flatMap((pool) => pool.keyAddresses.map((ip) => `${pool.vpcId ?? ''}|${ip}`)));
+      const units = new Set<string>();
+      for (const s of p.publicSources) if (!pooled.has(`|${s.ip}`)) units.add(`|${sourceNetwork(s.ip)}`);
+      for (const s of p.vpcSources) if (!pooled.has(`${s.vpcId}|${s.ip}`)) units.add(`${s.vpcId}|${sourceNetwork(s.ip)}`);
+      return units.size;
+    });
     const m = median(counts);
     const mad = median(counts.map((c) => Math.abs(c - m)));
     const spread = Math.max(1.4826 * mad, 1);
     const threshold = m + options.madFactor * spread;
     keys.forEach((p, i) => {
       const n = counts[i]!;
-      if (n <= threshold || n < options.minUnusualSources) return;
+      if (n <= threshold || n < options.minUnusualNetworks) return;
       out.push(finding('unusual-source-count', p.accessKeyId,
-        `${n} distinct sources, against a median of ${m} over the account's ${keys.length} keys (threshold ${round(threshold)})`, {
-          sources: n, publicSources: p.publicSources.length, vpcSources: p.vpcSources.length,
+        `used from ${n} distinct networks (IPv4 /24, IPv6 /48) outside any dynamic pool, against a median of ${m} over the account's ${keys.length} keys (threshold ${round(threshold)})`, {
+          networks: n, publicSources: p.publicSources.length, vpcSources: p.vpcSources.length,
           accountId: account || null, peers: keys.length, median: m, mad, threshold: round(threshold),
         }));
     });
@@ -179,26 +203,39 @@ function round(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
+type Suspicion = ReturnType<typeof classifySources>;
+
 /**
  * Leaks and pools, judged exactly as the recommender judges them: every analyzed profile is the shared pool
  * evidence (recommend() passes its whole sorted profile list too), so a source reported here as a possible
  * leak is one the proposal leaves out.
  */
-function suspicious(profiles: KeyProfile[], allProfiles: KeyProfile[], window: TimeWindow): Finding[] {
+function classifyAll(profiles: KeyProfile[], allProfiles: KeyProfile[], window: TimeWindow): Map<string, Suspicion> {
+  const out = new Map<string, Suspicion>();
+  for (const p of profiles) out.set(p.accessKeyId, classifySources(p, { window, accountProfiles: allProfiles }));
+  return out;
+}
+
+/** One finding per leak-looking source; one per key for its dynamic pools (the blocks in the evidence). */
+function suspicious(profiles: KeyProfile[], suspicion: Map<string, Suspicion>): Finding[] {
   const out: Finding[] = [];
   for (const p of profiles) {
-    const { leaks, pools } = classifySources(p, { window, accountProfiles: allProfiles });
+    const { leaks, pools } = suspicion.get(p.accessKeyId)!;
     for (const leak of leaks) {
       out.push(finding(leak.kind === 'loud' ? 'possible-leak' : 'possible-quiet-leak', p.accessKeyId, `${leak.ip}: ${leak.reason}`, {
         source: leak.ip, calls: leak.calls, days: leak.days, firstSeen: leak.firstSeen, lastSeen: leak.lastSeen,
         errorShare: round(leak.errorShare * 100) / 100, sensitiveCalls: leak.sensitiveCalls, signals: leak.signals,
       }));
     }
-    for (const pool of pools) {
-      const where = pool.vpcId ? `${pool.cidr} in ${pool.vpcId}` : pool.cidr;
-      out.push(finding('dynamic-pool', p.accessKeyId, `${pool.keyAddresses.length} of the key's addresses in ${where}: ${pool.reason}`, {
-        cidr: pool.cidr, vpcId: pool.vpcId, keyAddresses: pool.keyAddresses.length, evidenceAddresses: pool.evidenceAddresses, keys: pool.keys, calls: pool.calls,
+    if (pools.length > 0) {
+      const blocks = pools.map((pool) => ({
+        cidr: pool.cidr, vpcId: pool.vpcId, keyAddresses: pool.keyAddresses.length, evidenceAddresses: pool.evidenceAddresses, keys: pool.keys.length, calls: pool.calls,
       }));
+      const where = pools.map((pool) => (pool.vpcId ? `${pool.cidr} in ${pool.vpcId}` : pool.cidr));
+      const addresses = blocks.reduce((n, b) => n + b.keyAddresses, 0);
+      out.push(finding('dynamic-pool', p.accessKeyId,
+        `${addresses} of the key's addresses rotate inside ${pools.length === 1 ? 'the block' : `${pools.length} blocks`} ${where.slice(0, 5).join(', ')}${where.length > 5 ? ', …' : ''}: ${pools[0]!.reason}`,
+        { pools: blocks }));
     }
   }
   return out;

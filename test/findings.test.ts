@@ -91,11 +91,16 @@ describe('findings (pure)', () => {
   });
 
   it('flags a key with far more sources than the account\'s usual, by a robust statistic', () => {
-    const sources = (n: number, base: number) => Array.from({ length: n }, (_, i) => src(`198.51.${base}.${i + 1}`));
+    // n sources, each in its own /24
+    const sources = (n: number, base: number) => Array.from({ length: n }, (_, i) => src(`198.${base}.${i + 1}.7`));
     const peers = Array.from({ length: 6 }, (_, i) => profile(`LTAIpeer${i}`, { publicSources: sources(2 + (i % 2), i) }));
     const busy = profile('LTAIbusy', { publicSources: sources(40, 100) });
     const findings = buildFindings(input([...peers, busy]));
     expect(ids(findings)).toEqual(['unusual-source-count LTAIbusy']);
+    expect(findings[0]!.evidence).toMatchObject({ networks: 40, median: 3, peers: 7 });
+    // Forty addresses of one office block are one network: nothing unusual.
+    const office = profile('LTAIoffice', { publicSources: Array.from({ length: 40 }, (_, i) => src(`203.0.113.${i + 1}`)) });
+    expect(buildFindings(input([...peers, office]))).toEqual([]);
     // With too few peers there is no baseline to compare against.
     expect(buildFindings(input([peers[0]!, peers[1]!, busy]))).toEqual([]);
   });
@@ -117,7 +122,10 @@ describe('findings (pure)', () => {
     const rotating = Array.from({ length: 12 }, (_, i) => src(`47.96.${i * 7}.${10 + i}`, { calls: 2, days: 1, firstSeen: day(i), lastSeen: day(i) }));
     const p = profile('LTAIfc', { publicSources: rotating });
     expect(buildPoolIndex([p]).blocks.size).toBeGreaterThan(0);
-    expect(ids(buildFindings(input([p])))).toContain('dynamic-pool LTAIfc');
+    const pools = buildFindings(input([p])).filter((f) => f.id === 'dynamic-pool');
+    // One finding per key, whatever the number of blocks; the blocks are in the evidence.
+    expect(pools.map((f) => f.keyId)).toEqual(['LTAIfc']);
+    expect((pools[0]!.evidence.pools as Array<{ cidr: string }>).length).toBeGreaterThan(0);
   });
 
   it('lists findings most severe first, then by ID and key, whatever the input order', () => {
