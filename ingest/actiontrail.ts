@@ -303,12 +303,11 @@ function sqlLiteral(s: string): string {
 }
 
 /**
- * One SELECT over `lines` (a relation with `line_no`, `line`) producing rows in `events` column order. Lines
+ * One SELECT over `lines` (a relation with `line` and `file_tag`) producing rows in `events` column order. Lines
  * the SQL can vouch for (an SLS export line or a bare event, with a plain eventId, an object userIdentity and
  * an `YYYY-MM-DDTHH:MM:SSZ` eventTime) become events classified exactly as `normalizeRecord` does; every
- * other line becomes a `~deferred` row holding the raw line in `error_message`, its line number in
- * `event_id` (after chr(1) and `$2:`) and `$2` (a tag naming the file) in `event_source`, for
- * `normalizeRecord`. `$1` is the run ID. Nothing is deduplicated here.
+ * other line becomes a `~deferred` row holding the raw line in `error_message` and `file_tag` (naming the
+ * file) in `event_source`, for `normalizeRecord`. `$1` is the run ID. Nothing is deduplicated here.
  */
 export function fastPathSelectSql(lines: string): string {
   const exempt = `[${exemptServiceList().map(sqlLiteral).join(', ')}]::VARCHAR[]`;
@@ -316,15 +315,15 @@ export function fastPathSelectSql(lines: string): string {
   const denial = DEFAULT_DENIAL_PATTERNS.map((p) => `contains(lower(coalesce(error_code, '') || chr(10) || coalesce(error_message, '')), ${sqlLiteral(p.toLowerCase())})`).join(' OR ');
   return `
 WITH parsed AS (
-  SELECT line_no, line, o,
+  SELECT file_tag, line, o,
     CASE
       WHEN o.event IS NOT NULL THEN CASE WHEN starts_with(o.event, '{') THEN try(json_transform(o.event, ${sqlLiteral(EVENT_STRUCT)})) END
       WHEN o IS NOT NULL AND o."Events" IS NULL AND starts_with(line, '{') AND NOT contains(line, '"event.') THEN try(json_transform(line, ${sqlLiteral(EVENT_STRUCT)}))
     END AS e
-  FROM (SELECT line_no, line, try(json_transform(line, ${sqlLiteral(OUTER_STRUCT)})) AS o FROM ${lines})
+  FROM (SELECT file_tag, line, try(json_transform(line, ${sqlLiteral(OUTER_STRUCT)})) AS o FROM ${lines})
 ),
 fields AS (
-  SELECT line_no, line,
+  SELECT file_tag, line,
     e.eventId AS event_id,
     try_cast(replace(e.eventTime, 'Z', '') AS TIMESTAMP) AS event_time,
     e.eventTime AS event_time_text,
@@ -344,7 +343,8 @@ checked AS (
       AND event_time IS NOT NULL
       AND strlen(line) <= ${MAX_RECORD_CHARS}
       AND NOT contains(line, chr(65533))
-      AND NOT regexp_matches(line, ${sqlLiteral(LENIENT_JSON_PATTERN)}),
+      AND NOT ((contains(line, ',') AND (contains(line, ']') OR contains(line, '}')) OR contains(line, 'NaN') OR contains(line, 'Infinity'))
+        AND regexp_matches(line, ${sqlLiteral(LENIENT_JSON_PATTERN)})),
       false) AS ok,
     nullif(u.accessKeyId, '') AS access_key_id, nullif(u.type, '') AS identity_type,
     regexp_full_match(ip, ${sqlLiteral(CANONICAL_V4_PATTERN)}) AS v4
@@ -369,9 +369,9 @@ classified AS (
   FROM checked
 )
 SELECT
-  CASE WHEN ok THEN event_id ELSE chr(1) || $2 || ':' || CAST(line_no AS VARCHAR) END AS event_id,
+  CASE WHEN ok THEN event_id ELSE chr(1) || file_tag END AS event_id,
   CASE WHEN ok THEN event_time ELSE TIMESTAMP '1970-01-01' END AS event_time,
-  CASE WHEN ok THEN event_name END, CASE WHEN ok THEN event_source ELSE $2 END, CASE WHEN ok THEN service_name END,
+  CASE WHEN ok THEN event_name END, CASE WHEN ok THEN event_source ELSE file_tag END, CASE WHEN ok THEN service_name END,
   CASE WHEN ok THEN event_type END, CASE WHEN ok THEN region END,
   CASE WHEN ok THEN ip END AS source_ip,
   CASE WHEN NOT ok THEN '${FAST_PATH_MARK.deferred}' ELSE source_kind END AS source_kind,

@@ -10,7 +10,7 @@ import {
   encodePosition,
   expandInputs,
   gzipIsWhole,
-  lineNumbersOfOrdinals,
+  locateLines,
   readFileBatches,
   sniffFile,
   type FileInput,
@@ -135,11 +135,12 @@ function summarize(t: Tally, runId: number, started: bigint): IngestSummary {
   };
 }
 
-/** Bounded memory on a shared machine; insertion order kept so line numbers follow the file. */
+/** Bounded memory on a shared machine. */
 async function configureForIngest(store: Store): Promise<void> {
   const memory = process.env.KEYFENCE_MEMORY_LIMIT ?? '1GB';
   await store.run(`SET memory_limit = ${sqlString(memory)}`);
-  await store.run(`SET preserve_insertion_order = true`);
+  // Row order is not needed (rejected lines are located by their text); dropping it saves memory.
+  await store.run(`SET preserve_insertion_order = false`);
   if (process.env.KEYFENCE_THREADS) await store.run(`SET threads = ${Number(process.env.KEYFENCE_THREADS)}`);
 }
 
@@ -277,10 +278,18 @@ const FAST_PATH_MAX_LINE_BYTES = 2 * MAX_RECORD_CHARS;
 /** Files read by the SQL fast path are committed in groups of about this many bytes (one transaction each). */
 export const FAST_GROUP_BYTES = 1024 * 1024 * 1024;
 
-function linesRelation(file: FileInput, gzip: boolean): string {
-  return `(SELECT row_number() OVER () AS line_no, line FROM read_csv(${sqlString(file.absPath)}, columns = {'line': 'VARCHAR'},
+/**
+ * Every non-empty line of each file (DuckDB's CSV reader skips empty ones) with the file's index as a tag.
+ * Lines carry no number: the few that need one (rejected lines) are located afterwards by their text, so
+ * DuckDB keeps its freedom to read in parallel and out of order.
+ */
+function linesRelation(files: Array<{ file: FileInput; gzip: boolean }>): string {
+  const perFile = files.map(
+    ({ file, gzip }, i) => `SELECT '${i}' AS file_tag, line FROM read_csv(${sqlString(file.absPath)}, columns = {'line': 'VARCHAR'},
       delim = chr(1), quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n', strict_mode = false,
-      compression = '${gzip ? 'gzip' : 'none'}', max_line_size = ${FAST_PATH_MAX_LINE_BYTES}) WHERE line IS NOT NULL)`;
+      compression = '${gzip ? 'gzip' : 'none'}', max_line_size = ${FAST_PATH_MAX_LINE_BYTES})`,
+  );
+  return `(SELECT * FROM (${perFile.join('\n  UNION ALL ')}) WHERE line IS NOT NULL)`;
 }
 
 /**
@@ -319,11 +328,8 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
     const [before] = await store.query<{ max: number | null }>(`SELECT max(rowid) AS max FROM events`);
     const after = `rowid > ${Number(before?.max ?? -1)}`;
     const gzipByFile: boolean[] = [];
-    for (const [i, file] of files.entries()) {
-      const gzip = (await sniffFile(file.absPath)).gzip;
-      gzipByFile.push(gzip);
-      await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation(file, gzip))}`, [runId, String(i)]);
-    }
+    for (const file of files) gzipByFile.push((await sniffFile(file.absPath)).gzip);
+    await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation(files.map((file, i) => ({ file, gzip: gzipByFile[i]! }))))}`, [runId]);
     lap(`insert ${files.length} files`);
     const marks = await store.query<{ kind: string; n: number }>(`SELECT source_kind AS kind, count(*) AS n FROM events WHERE ${after} GROUP BY source_kind`);
     const total = marks.reduce((n, m) => n + m.n, 0);
@@ -343,11 +349,10 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
     const events: AuditEvent[] = [];
     const rejections: Located[] = [];
     let blank = 0;
-    const ordinal = (d: { id: string }): number => Number(d.id.slice(d.id.indexOf(':') + 1));
-    const lineOf = new Map<string, Map<number, number>>();
+    const lineOf = new Map<string, Map<string, number[]>>();
     for (const [i, file] of files.entries()) {
-      const mine = deferred.filter((d) => d.file === String(i)).map(ordinal);
-      if (mine.length > 0) lineOf.set(String(i), await lineNumbersOfOrdinals(file.absPath, gzipByFile[i]!, mine));
+      const mine = deferred.filter((d) => d.file === String(i)).map((d) => d.line);
+      if (mine.length > 0) lineOf.set(String(i), await locateLines(file.absPath, gzipByFile[i]!, mine));
     }
     for (const d of deferred) {
       const text = d.line.endsWith('\r') ? d.line.slice(0, -1) : d.line;
@@ -356,7 +361,9 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
         continue;
       }
       const file = files[Number(d.file)]!;
-      const r = recordToResult({ text, line: lineOf.get(d.file)?.get(ordinal(d)) ?? ordinal(d) }, file);
+      // identical lines get their numbers in file order; which copy is which does not matter
+      const line = lineOf.get(d.file)?.get(d.line)?.shift() ?? 0;
+      const r = recordToResult({ text, line }, file);
       events.push(...r.events);
       rejections.push(...r.rejections);
     }

@@ -227,41 +227,62 @@ export async function gzipIsWhole(absPath: string): Promise<boolean> {
 }
 
 /**
- * DuckDB's CSV reader skips empty lines, so the fast path numbers non-empty lines. This maps those ordinals
- * (1-based) to real line numbers by reading the file up to the last one asked for.
+ * Finds where lines with the given texts are in a file: for each text, the 1-based numbers of the lines
+ * equal to it, in file order. Reads the file once, comparing only lines of a matching byte length, and
+ * stops when every text has been found as often as asked.
  */
-export async function lineNumbersOfOrdinals(absPath: string, gzip: boolean, ordinals: number[]): Promise<Map<number, number>> {
-  const wanted = [...new Set(ordinals)].sort((a, b) => a - b);
-  const out = new Map<number, number>();
-  if (wanted.length === 0) return out;
+export async function locateLines(absPath: string, gzip: boolean, texts: string[]): Promise<Map<string, number[]>> {
+  const wanted = new Map<number, Array<{ text: string; bytes: Buffer }>>();
+  const remaining = new Map<string, number>();
+  for (const text of texts) {
+    if (!remaining.has(text)) {
+      const bytes = Buffer.from(text, 'utf8');
+      const list = wanted.get(bytes.length) ?? [];
+      list.push({ text, bytes });
+      wanted.set(bytes.length, list);
+    }
+    remaining.set(text, (remaining.get(text) ?? 0) + 1);
+  }
+  let left = texts.length;
+  const found = new Map<string, number[]>();
+  if (left === 0) return found;
   const input = createReadStream(absPath, { highWaterMark: 4 << 20 });
   const stream: AsyncIterable<Buffer> = gzip ? input.pipe(createGunzip()) : input;
   let line = 1;
-  let ordinal = 0;
-  let lineHasBytes = false;
-  let next = 0;
+  let carry: Buffer | null = null;
+  const check = (bytes: Buffer): boolean => {
+    const candidates = wanted.get(bytes.length);
+    if (candidates) {
+      for (const c of candidates) {
+        if ((remaining.get(c.text) ?? 0) > 0 && c.bytes.equals(bytes)) {
+          remaining.set(c.text, remaining.get(c.text)! - 1);
+          const list = found.get(c.text) ?? [];
+          list.push(line);
+          found.set(c.text, list);
+          return --left === 0;
+        }
+      }
+    }
+    return false;
+  };
   try {
     for await (const chunk of stream) {
       let pos = 0;
-      while (pos < chunk.length) {
+      for (;;) {
         const nl = chunk.indexOf(10, pos);
-        const end = nl < 0 ? chunk.length : nl;
-        if (end > pos) lineHasBytes = true;
-        if (nl < 0) break;
-        if (lineHasBytes) {
-          ordinal++;
-          if (ordinal === wanted[next]) {
-            out.set(ordinal, line);
-            if (++next === wanted.length) return out;
-          }
+        if (nl < 0) {
+          carry = carry ? Buffer.concat([carry, chunk.subarray(pos)]) : Buffer.from(chunk.subarray(pos));
+          break;
         }
+        const bytes = carry ? Buffer.concat([carry, chunk.subarray(pos, nl)]) : chunk.subarray(pos, nl);
+        carry = null;
+        if (check(bytes)) return found;
         line++;
-        lineHasBytes = false;
         pos = nl + 1;
       }
     }
-    if (lineHasBytes && ++ordinal === wanted[next]) out.set(ordinal, line);
-    return out;
+    if (carry && carry.length > 0) check(carry);
+    return found;
   } finally {
     input.destroy();
   }
