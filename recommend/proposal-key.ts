@@ -2,7 +2,7 @@
 import { maskValue, parsePrefix, type Prefix, type ParsedPrefix } from '../model/address.ts';
 import type { Excluded, IpFamily, KeyProfile, SourceUsage, TimeWindow } from '../model/types.ts';
 import { candidateOf, comparePrefix, prefixLookup, type Candidate } from './proposal-rule.ts';
-import { SUSPICION_THRESHOLDS, classifySources, compareAddressText, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
+import { SUSPICION_THRESHOLDS, addressSortKey, classifySources, compareAddressText, sortByAddress, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -183,7 +183,7 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     );
   }
   if (recent.length > 0) {
-    recent.sort(compareAddressText);
+    recent.splice(0, recent.length, ...sortByAddress(recent, (r) => r));
     plan.warnings.push(
       `${plural(recent.length, 'source')} first seen in the last ${plural(settings.minDays, 'day')} admitted on little evidence (new egress address, or a one-off?): ${recent.slice(0, 10).join(', ')}${recent.length > 10 ? ', …' : ''}`,
     );
@@ -193,7 +193,8 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   }
   if (profile.deniedCalls > 0) {
     const refused = [...profile.publicSources, ...profile.vpcSources].filter((s) => s.deniedCalls > 0);
-    const admittedRefused = refused.filter((s) => [...plan.publicCandidates, ...[...plan.vpcCandidates.values()].flat()].some((c) => c.usage === s)).map((s) => s.ip).sort(compareAddressText);
+    const admittedUsages = new Set([...plan.publicCandidates, ...[...plan.vpcCandidates.values()].flat()].map((c) => c.usage));
+    const admittedRefused = sortByAddress(refused.filter((s) => admittedUsages.has(s)).map((s) => s.ip), (ip) => ip);
     plan.warnings.push(
       `${plural(profile.deniedCalls, 'call')} in the window were already refused by an ACL in force (AccessPolicyDenied)` +
         (admittedRefused.length > 0 ? `; this proposal admits ${plural(admittedRefused.length, 'refused source')} (${admittedRefused.slice(0, 5).join(', ')}${admittedRefused.length > 5 ? ', …' : ''}): confirm they are yours` : ''),
@@ -207,8 +208,14 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   } else if (admitted === 0) {
     plan.noAclReason = `all ${plural(governed, 'governed source')} were excluded (see excluded): no ACL proposed, since it would deny all of them`;
   }
-  plan.excluded.sort(compareExcluded);
+  plan.excluded = sortExcluded(plan.excluded);
   return plan;
+}
+
+/** Exclusions sorted by VPC, then address, then code (sort keys computed once). */
+export function sortExcluded(list: readonly Excluded[]): Excluded[] {
+  const keyed = list.map((e) => ({ e, k: `${e.vpcId ?? ''}\u0000${addressSortKey(e.source)}\u0000${e.code}` }));
+  return keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0)).map((x) => x.e);
 }
 
 export function compareExcluded(a: Excluded, b: Excluded): number {

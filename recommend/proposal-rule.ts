@@ -3,7 +3,7 @@
 import { FAMILY_BITS, formatPrefix, maskValue, prefixSize, type Prefix } from '../model/address.ts';
 import type { Evidence, IpFamily, SourceUsage } from '../model/types.ts';
 import { optimalCover, type CoverItem } from './cidr.ts';
-import { addressOf } from './suspicion.ts';
+import { factsOf } from './suspicion.ts';
 
 /** One admitted source of one key. */
 export interface Candidate {
@@ -36,7 +36,7 @@ export interface RuleResult {
 }
 
 export function candidateOf(key: string, usage: SourceUsage): Candidate | null {
-  const a = addressOf(usage.ip);
+  const a = factsOf(usage).address;
   return a ? { key, usage, family: a.family, value: a.value } : null;
 }
 

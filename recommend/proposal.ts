@@ -15,7 +15,7 @@ import type {
   KeyWithoutAcl,
   TimeWindow,
 } from '../model/types.ts';
-import { compareExcluded, planKey, type KeyPlan } from './proposal-key.ts';
+import { planKey, sortExcluded, type KeyPlan } from './proposal-key.ts';
 import { buildRule, comparePrefix, findPrefix, type Candidate, type RuleSettings } from './proposal-rule.ts';
 
 export interface RecommendOptions {
@@ -193,7 +193,7 @@ function keyProposal(plan: KeyPlan, acl: BuiltAcl): KeyProposal {
     public: acl.public,
     vpc: acl.vpc,
     evidence: acl.evidence,
-    excluded: [...plan.excluded, ...acl.excluded].sort(compareExcluded),
+    excluded: sortExcluded([...plan.excluded, ...acl.excluded]),
     warnings: keyWarnings(plan, acl),
   };
 }
@@ -204,7 +204,7 @@ function withoutAcl(plan: KeyPlan, reason: string, coveredByAccount: boolean, ex
     userName: plan.profile.userName,
     coveredByAccount,
     reason,
-    excluded: [...plan.excluded, ...extraExcluded].sort(compareExcluded),
+    excluded: sortExcluded([...plan.excluded, ...extraExcluded]),
     warnings: plan.warnings,
   };
 }

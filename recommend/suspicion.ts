@@ -228,7 +228,7 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     const errors = Math.max(0, s.errorCalls - s.deniedCalls);
     if (errors >= T.leakMinErrorCalls && errors >= T.leakErrorShare * s.calls) return;
     if (s.sensitiveCalls >= T.leakMinSensitiveCalls && s.sensitiveCalls >= T.leakSensitiveShare * s.calls) return;
-    const a = addressOf(s.ip);
+    const a = factsOf(s).address;
     if (!a) return;
     const id = `${scope}|${a.family}`;
     let m = units.get(id);
@@ -311,17 +311,27 @@ function lowerBound(sorted: readonly bigint[], value: bigint): number {
   return lo;
 }
 
-const addressCache = new Map<string, Address | null>();
+interface SourceFacts {
+  address: Address | null;
+  firstMs: number;
+  lastMs: number;
+}
 
-/** parseAddress, remembered: the same source text is parsed by several passes over many keys. */
-export function addressOf(text: string): Address | null {
-  let a = addressCache.get(text);
-  if (a === undefined) {
-    if (addressCache.size > 4_000_000) addressCache.clear();
-    a = canonicalV4(text) ?? parseAddress(text);
-    addressCache.set(text, a);
+const factsCache = new WeakMap<SourceUsage, SourceFacts>();
+
+/** A source's address and times, parsed once per source object (every pass over every key reads them). */
+export function factsOf(s: SourceUsage): SourceFacts {
+  let f = factsCache.get(s);
+  if (!f) {
+    f = { address: addressOf(s.ip), firstMs: Date.parse(s.firstSeen), lastMs: Date.parse(s.lastSeen) };
+    factsCache.set(s, f);
   }
-  return a;
+  return f;
+}
+
+/** parseAddress with a fast path for the canonical dotted quad that ingest stores. */
+export function addressOf(text: string): Address | null {
+  return canonicalV4(text) ?? parseAddress(text);
 }
 
 const CANONICAL_V4 = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
@@ -359,7 +369,7 @@ export function guessPools(profile: KeyProfile, index: PoolIndex): PoolGuess[] {
   const T = SUSPICION_THRESHOLDS;
   const hits = new Map<PoolBlock, { own: Set<bigint>; sources: SourceUsage[] }>();
   const visit = (scope: string, s: SourceUsage): void => {
-    const a = addressOf(s.ip);
+    const a = factsOf(s).address;
     if (!a) return;
     const block = findBlock(index.blocks.get(`${scope}|${a.family}`), a.family, unitValue(a.family, a.value));
     if (!block) return;
@@ -393,7 +403,7 @@ export function guessPools(profile: KeyProfile, index: PoolIndex): PoolGuess[] {
       family: block.family,
       base: block.base,
       length: block.length,
-      keyAddresses: h.sources.map((s) => s.ip).sort(compareAddressText),
+      keyAddresses: sortByAddress(h.sources.map((s) => s.ip), (ip) => ip),
       evidenceAddresses: block.members,
       keys: block.keys,
       calls: h.sources.reduce((n, s) => n + s.calls, 0),
@@ -409,14 +419,26 @@ function compareCidr(a: { family: IpFamily; base: bigint; length: number }, b: {
   return a.family - b.family || (a.base < b.base ? -1 : a.base > b.base ? 1 : 0) || a.length - b.length;
 }
 
+/** A sort key for address text: numeric within a family, IPv4 before IPv6, unparseable text last. */
+export function addressSortKey(text: string): string {
+  const a = addressOf(text);
+  if (!a) return `9|${text}`;
+  return a.family === 4 ? `4|${a.value.toString(16).padStart(8, '0')}` : `6|${a.value.toString(16).padStart(32, '0')}`;
+}
+
 /** Sorts address text numerically (IPv4 before IPv6); unparseable text last, by text. */
 export function compareAddressText(a: string, b: string): number {
-  const x = addressOf(a);
-  const y = addressOf(b);
-  if (x && y) return x.family - y.family || (x.value < y.value ? -1 : x.value > y.value ? 1 : 0);
-  if (x) return -1;
-  if (y) return 1;
-  return a < b ? -1 : a > b ? 1 : 0;
+  const x = addressSortKey(a);
+  const y = addressSortKey(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** Sorts items by an address-text field, computing each sort key once. */
+export function sortByAddress<T>(items: readonly T[], text: (item: T) => string): T[] {
+  return items
+    .map((item) => ({ item, key: addressSortKey(text(item)) }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((x) => x.item);
 }
 
 /**
@@ -430,11 +452,11 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   const governedCalls = profile.publicSources.reduce((n, s) => n + s.calls, 0) + profile.vpcSources.reduce((n, s) => n + s.calls, 0);
   const keyDailyCalls = governedCalls / Math.max(1, Math.ceil((ms(profile.lastSeen) - keyStart) / DAY_MS));
   const keyEnd = Math.min(ms(profile.lastSeen), window ? ms(window.to) : Infinity);
-  const isNew = (s: SourceUsage): boolean => ms(s.firstSeen) >= keyStart + T.newAfterDays * DAY_MS;
+  const isNew = (s: SourceUsage): boolean => factsOf(s).firstMs >= keyStart + T.newAfterDays * DAY_MS;
   const established = profile.publicSources.filter((s) => !isNew(s));
   const nearGroups = new Set<string>();
   for (const s of established) {
-    const a = addressOf(s.ip);
+    const a = factsOf(s).address;
     if (a) nearGroups.add(groupKey(a.family, a.value, T.nearPrefix[a.family]));
   }
   // Sensitive APIs include ordinary reads (DescribeRegions, ListBuckets): what counts is a share well above the key's own.
@@ -447,7 +469,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   // A key whose established traffic all comes from dynamic pools has no fixed egress to grow.
   const establishedCalls = established.reduce((n, s) => n + s.calls, 0);
   const pooledCalls = established.reduce((n, s) => {
-    const a = addressOf(s.ip);
+    const a = factsOf(s).address;
     return a && inPool(a.family, a.value) ? n + s.calls : n;
   }, 0);
   const poolOnly = establishedCalls > 0 && pooledCalls >= T.poolOnlyShare * establishedCalls;
@@ -457,7 +479,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   // New addresses arriving together in one block (a NAT's addresses) are judged as one network.
   const newGroupDaily = new Map<string, number>();
   for (const s of profile.publicSources) {
-    const a = addressOf(s.ip);
+    const a = factsOf(s).address;
     if (!a || !isNew(s)) continue;
     const g = groupKey(a.family, a.value, T.networkPrefix[a.family]);
     newGroupDaily.set(g, (newGroupDaily.get(g) ?? 0) + s.calls / Math.max(1, s.days));
@@ -465,7 +487,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   const leaks: SuspiciousSource[] = [];
   for (const s of profile.publicSources) {
     if (!isNew(s)) continue;
-    const a = addressOf(s.ip);
+    const a = factsOf(s).address;
     if (!a) continue;
     const pooled = inPool(a.family, a.value);
     const far = !pooled && !nearGroups.has(groupKey(a.family, a.value, T.nearPrefix[a.family]));
@@ -476,7 +498,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
     const sensitiveShare = s.calls > 0 ? s.sensitiveCalls / s.calls : 0;
     const sensitive = s.sensitiveCalls >= T.leakMinSensitiveCalls && sensitiveShare >= Math.max(T.leakSensitiveShare, T.leakSensitiveOverBaseline * baselineSensitiveShare);
     // Whole UTC days between the source's last call and the key's: hours of the day do not matter.
-    const ended = Math.floor(keyEnd / DAY_MS) - Math.floor(ms(s.lastSeen) / DAY_MS) >= T.stopGapDays;
+    const ended = Math.floor(keyEnd / DAY_MS) - Math.floor(factsOf(s).lastMs / DAY_MS) >= T.stopGapDays;
     const stopped = !rotatingKey && s.days >= T.quietRunMinDays && ended;
     // Growth (a new NAT, a new EIP) moves real load; a leaked key used on the side carries a sliver of it.
     const minor = s.days >= T.quietRunMinDays && (newGroupDaily.get(groupKey(a.family, a.value, T.networkPrefix[a.family])) ?? 0) < T.leakMinorShare * keyDailyCalls;
@@ -513,7 +535,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
       reason: `${loud ? 'burst' : 'run'} from a new address (${parts.join(', ')}): possible leak`,
     });
   }
-  return leaks.sort((x, y) => compareAddressText(x.ip, y.ip));
+  return sortByAddress(leaks, (l) => l.ip);
 }
 
 /**
