@@ -116,9 +116,9 @@
     var shown = indexes.slice(state.page * PAGE, (state.page + 1) * PAGE);
     shown.forEach(function (i) { container.appendChild(keySection(i)); });
     var nav = el('nav', { cls: 'pager' },
-      el('button', { type: 'button', text: '‹ previous', on: { click: function () { state.page--; renderKeys(container); } } }),
+      el('button', { type: 'button', text: '‹ previous', on: { click: function () { state.page--; renderKeys(container); container.scrollIntoView(); } } }),
       el('span', { id: 'page-info', text: 'page ' + (state.page + 1) + ' of ' + pages + ' · ' + indexes.length + ' key(s)' }),
-      el('button', { type: 'button', text: 'next ›', on: { click: function () { state.page++; renderKeys(container); } } }));
+      el('button', { type: 'button', text: 'next ›', on: { click: function () { state.page++; renderKeys(container); container.scrollIntoView(); } } }));
     nav.firstChild.disabled = state.page === 0;
     nav.lastChild.disabled = state.page >= pages - 1;
     container.appendChild(nav);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../ingest/store.ts';
@@ -134,6 +134,24 @@ describe('report over the demo history', () => {
     expect(printed.report).toBe(out);
     expect(printed.needsAttention).toBe(true);
     expect(printed.data.summary.keys).toBe(data.summary.keys);
+  });
+
+  it('shows a tampered approval as a broken seal that needs a person', async () => {
+    const record = JSON.parse(readFileSync(approvedFile, 'utf8')) as { proposal: { accessKeys: Array<{ public: { cidrs: string[] } | null }> } };
+    const target = record.proposal.accessKeys.find((k) => k.public && k.public.cidrs.length > 0)!;
+    target.public!.cidrs[0] = '8.8.8.8/32';
+    const tampered = join(dir, 'tampered.json');
+    writeFileSync(tampered, JSON.stringify(record));
+    const store = await Store.open(db, { readOnly: true });
+    try {
+      const report = await buildReport(store, { window: '30d', approvedFile: tampered, now: new Date('2026-11-20T01:00:00Z') });
+      expect(report.data.approval!.sealOk).toBe(false);
+      expect(report.data.approval!.sealProblems.join(' ')).toContain('SHA-256 mismatch');
+      expect(reportNeedsAttention(report.data)).toBe(true);
+    } finally {
+      store.close();
+    }
+    expect(data.approval!.sealOk).toBe(true);
   });
 
   it('the report command names a missing approval file', () => {
