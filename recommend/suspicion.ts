@@ -221,7 +221,8 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
   const cached = indexCache.get(profiles);
   if (cached) return cached;
   const T = SUSPICION_THRESHOLDS;
-  const units = new Map<string, Map<bigint, Set<string>>>();
+  // Flat parallel arrays per scope and family: no per-address Map or Set (this runs over every source of every key).
+  const units = new Map<string, { values: bigint[]; keys: string[] }>();
   const add = (scope: string, s: SourceUsage, key: string): void => {
     if (s.days > T.poolMemberMaxDays) return;
     // A loud source (mostly failures, or probing) is no evidence of anyone's pool.
@@ -232,11 +233,9 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     if (!a) return;
     const id = `${scope}|${a.family}`;
     let m = units.get(id);
-    if (!m) units.set(id, (m = new Map()));
-    const u = unitValue(a.family, a.value);
-    let keys = m.get(u);
-    if (!keys) m.set(u, (keys = new Set()));
-    keys.add(key);
+    if (!m) units.set(id, (m = { values: [], keys: [] }));
+    m.values.push(unitValue(a.family, a.value));
+    m.keys.push(key);
   };
   for (const p of profiles) {
     for (const s of p.publicSources) add('', s, p.accessKeyId);
@@ -247,15 +246,19 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     const sep = id.lastIndexOf('|');
     const scope = id.slice(0, sep);
     const family = Number(id.slice(sep + 1)) as IpFamily;
-    const sorted = [...m.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const order = m.values.map((_, i) => i).sort((a, b) => (m.values[a]! < m.values[b]! ? -1 : m.values[a]! > m.values[b]! ? 1 : 0));
+    const all = order.map((i) => m.values[i]!);
+    const allKeys = order.map((i) => m.keys[i]!);
+    const sorted: bigint[] = [];
+    for (const v of all) if (sorted.length === 0 || sorted[sorted.length - 1] !== v) sorted.push(v);
     const list: PoolBlock[] = [];
     for (const p of clusterPools(family, sorted, T.poolGroupPrefix[family])) {
       const keys = new Set<string>();
       const end = p.base + (1n << BigInt(FAMILY_BITS[family] - p.length));
       let members = 0;
-      for (let i = lowerBound(sorted, p.base); i < sorted.length && sorted[i]! < end; i++) {
-        members++;
-        for (const k of m.get(sorted[i]!)!) keys.add(k);
+      for (let i = lowerBound(all, p.base); i < all.length && all[i]! < end; i++) {
+        if (i === 0 || all[i - 1] !== all[i]) members++;
+        keys.add(allKeys[i]!);
       }
       list.push({ ...p, scope, members, keys: [...keys].sort(), siblings: [] });
     }
