@@ -15,10 +15,12 @@ import { StoreError } from '../model/errors.ts';
 
 export type RecommendKnobs = Partial<Parameters<typeof recommend>[1]>;
 
-/** Ground truth from the fixtures generator: which (key, address) pairs are leaks. */
+/** Ground truth from the fixtures generator: which (key, address) pairs are leaks, and the true networks. */
 export interface GroundTruth {
   /** `${accessKeyId}\u0000${ip}` of leak sources. */
   leakSources: Set<string>;
+  /** Per key, the CIDRs its legitimate public traffic comes from (the true space), when the file says. */
+  publicNetworks: Map<string, string[]>;
 }
 
 export interface BacktestOptions {
@@ -57,7 +59,15 @@ export interface BacktestReport {
   /** The sources that broke (legitimate, denied), most calls first. */
   broken: Array<DeniedSource & { accessKeyId: string }>;
   /** With --truth: legitimate = not a generated leak. */
-  truth: (ReplayView & { leakSources: number; leakSourcesAdmitted: number }) | null;
+  truth: (ReplayView & {
+    leakSources: number;
+    leakSourcesAdmitted: number;
+    /** The true public space of the keys the proposal covers, and the proposal's public space over those keys. */
+    trueIpv4: string;
+    trueIpv6Slash64: string;
+    admittedPublicIpv4: string;
+    admittedPublicIpv6Slash64: string;
+  }) | null;
 }
 
 export async function backtest(store: Store, options: BacktestOptions): Promise<{ report: BacktestReport; proposal: AclProposal }> {
@@ -87,7 +97,14 @@ export async function backtest(store: Store, options: BacktestOptions): Promise<
     const testLeaks = rows.filter((r) => r.accessKeyId && r.ip && leakSources.has(`${r.accessKeyId}\u0000${r.ip}`));
     const leaksDenied = truthSim.totals.deniedSources - truthSim.totals.legitimateDeniedSources;
     const distinctLeaks = new Set(testLeaks.map((r) => `${r.accessKeyId}\u0000${r.ip}`)).size;
-    truthView = { ...view(truthSim), leakSources: distinctLeaks, leakSourcesAdmitted: Math.max(0, distinctLeaks - leaksDenied) };
+    const keys = proposal.accessKeys.map((k) => k.accessKeyId);
+    const trueSpace = spaceOf(keys.flatMap((k) => options.truth!.publicNetworks.get(k) ?? []));
+    const publicSpace = spaceOf(proposal.accessKeys.flatMap((k) => k.public?.cidrs ?? []));
+    truthView = {
+      ...view(truthSim), leakSources: distinctLeaks, leakSourcesAdmitted: Math.max(0, distinctLeaks - leaksDenied),
+      trueIpv4: trueSpace.v4.toString(), trueIpv6Slash64: trueSpace.v6.toString(),
+      admittedPublicIpv4: publicSpace.v4.toString(), admittedPublicIpv6Slash64: publicSpace.v6.toString(),
+    };
   }
 
   const broken = judged.keys
@@ -126,29 +143,32 @@ function view(sim: SimulationReport): ReplayView {
 
 /** Entries, IPv4 addresses and IPv6 /64s admitted by every ACL of a proposal (overlaps counted twice). */
 export function admittedSpace(proposal: AclProposal): { entries: number; v4: bigint; v6: bigint } {
+  const acls: AclRules[] = [...(proposal.accountLevel ? [proposal.accountLevel] : []), ...proposal.accessKeys];
+  return spaceOf(acls.flatMap((acl) => [...(acl.public?.cidrs ?? []), ...acl.vpc.flatMap((v) => v.cidrs)]));
+}
+
+/** IPv4 addresses and IPv6 /64s in a list of CIDRs (overlaps counted twice; unparseable entries skipped). */
+function spaceOf(cidrs: readonly string[]): { entries: number; v4: bigint; v6: bigint } {
   let entries = 0;
   let v4 = 0n;
   let v6 = 0n;
-  const acls: AclRules[] = [...(proposal.accountLevel ? [proposal.accountLevel] : []), ...proposal.accessKeys];
-  for (const acl of acls) {
-    const cidrs = [...(acl.public?.cidrs ?? []), ...acl.vpc.flatMap((v) => v.cidrs)];
-    for (const c of cidrs) {
-      const p = parsePrefix(c);
-      if (!p) continue;
-      entries++;
-      if (p.family === 4) v4 += prefixSize(p);
-      else v6 += p.length >= 64 ? 1n : 1n << BigInt(64 - p.length);
-    }
+  for (const c of cidrs) {
+    const p = parsePrefix(c);
+    if (!p) continue;
+    entries++;
+    if (p.family === 4) v4 += prefixSize(p);
+    else v6 += p.length >= 64 ? 1n : 1n << BigInt(64 - p.length);
   }
   return { entries, v4, v6 };
 }
 
 /**
  * Reads the generator's truth file. Accepted: `{leaks: [{accessKeyId, ip}]}`, or `{keys: [{accessKeyId,
- * leaks: [{ip}|"ip"]}]}` (also `leakSources` for `leaks`).
+ * leakSources: ["ip"|{ip}], publicNetworks: ["cidr"]}]}` (also `leaks` for `leakSources`).
  */
 export function parseTruth(value: unknown): GroundTruth {
   const leakSources = new Set<string>();
+  const publicNetworks = new Map<string, string[]>();
   const obj = (value ?? {}) as Record<string, unknown>;
   const asList = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
   const addLeak = (key: unknown, leak: unknown) => {
@@ -161,6 +181,7 @@ export function parseTruth(value: unknown): GroundTruth {
   for (const key of asList(obj.keys)) {
     const k = key as Record<string, unknown>;
     for (const leak of [...asList(k.leaks), ...asList(k.leakSources)]) addLeak(k.accessKeyId, leak);
+    if (typeof k.accessKeyId === 'string') publicNetworks.set(k.accessKeyId, asList(k.publicNetworks).filter((c): c is string => typeof c === 'string'));
   }
-  return { leakSources };
+  return { leakSources, publicNetworks };
 }

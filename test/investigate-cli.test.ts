@@ -228,7 +228,10 @@ describe('keyfence drift', () => {
 
 describe('keyfence backtest', () => {
   it('recommends on the training window and replays the test window, with the ground-truth view', () => {
-    const truth = file('truth.json', { keys: [{ accessKeyId: CI, leakSources: ['192.0.2.200'] }, { accessKeyId: APP, leakSources: [] }] });
+    const truth = file('truth.json', { keys: [
+      { accessKeyId: CI, leakSources: ['192.0.2.200'], publicNetworks: ['203.0.113.10/31', '203.0.113.99/32'] },
+      { accessKeyId: APP, leakSources: [], publicNetworks: ['198.51.100.7/32'] },
+    ] });
     const r = keyfence('backtest', '--train', '14d', '--test', '6d', '--truth', truth, '--json');
     expect(r.code).toBe(0);
     expect(r.json.test).toEqual({ from: '2026-11-14T11:00:01Z', to: '2026-11-20T11:00:01Z' });
@@ -236,7 +239,8 @@ describe('keyfence backtest', () => {
     expect(r.json.replay.governedCalls).toBeGreaterThan(0);
     // The refused 203.0.113.99 was never in training: the only legitimate break.
     expect(r.json.broken.map((b: any) => b.ip)).toEqual(['203.0.113.99']);
-    expect(r.json.truth).toMatchObject({ leakSources: 1, leakSourcesAdmitted: 0 });
+    expect(r.json.truth).toMatchObject({ leakSources: 1, leakSourcesAdmitted: 0, trueIpv4: '4', trueIpv6Slash64: '0' });
+    expect(Number(r.json.truth.admittedPublicIpv4)).toBeGreaterThanOrEqual(3);
     expect(r.json.truth.falseDenyCalls).toBe(2);
   });
 });

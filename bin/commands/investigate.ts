@@ -357,7 +357,10 @@ function backtestText(r: BacktestReport): string[] {
     `proposal: ${r.proposal.keys} key-level ACLs${r.proposal.accountLevel ? ' + account level' : ''}, ${r.proposal.entries} entries, admits ${r.proposal.admittedIpv4} IPv4 addresses and ${r.proposal.admittedIpv6Slash64} IPv6 /64s`,
     ...view('replay (leaks as classifySources judges them)', r.replay),
   ];
-  if (r.truth) lines.push(...view('ground truth', r.truth), `  leak sources in the test window: ${r.truth.leakSources}, admitted: ${r.truth.leakSourcesAdmitted}`);
+  if (r.truth) {
+    lines.push(...view('ground truth', r.truth), `  leak sources in the test window: ${r.truth.leakSources}, admitted: ${r.truth.leakSourcesAdmitted}`);
+    lines.push(`  public space admitted vs true: ${r.truth.admittedPublicIpv4} vs ${r.truth.trueIpv4} IPv4 addresses, ${r.truth.admittedPublicIpv6Slash64} vs ${r.truth.trueIpv6Slash64} IPv6 /64s`);
+  }
   if (r.broken.length) {
     lines.push('sources that broke:');
     for (const b of r.broken) lines.push(`  ${b.accessKeyId} ${b.sourceKind} ${b.ip}${b.vpcId ? ` in ${b.vpcId}` : ''}: ${b.calls} calls on ${b.days} days (${b.code})`);
