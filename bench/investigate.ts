@@ -153,7 +153,7 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
         + ` admitted ${b.proposal.admittedIpv4} IPv4 addresses and ${b.proposal.admittedIpv6Slash64} IPv6 /64s in ${b.proposal.entries} entries.`,
     );
     if (b.truth) {
-      notes.push(`Ground truth: false-deny ${share(b.truth.falseDenyShare)} (${b.truth.falseDenyCalls} calls, worst key ${b.truth.worstKey ? share(b.truth.worstKey.falseDenyShare) : 'none'}); leak sources in the test window ${b.truth.leakSources}, admitted ${b.truth.leakSourcesAdmitted}.`);
+      notes.push(`Ground truth: false-deny ${share(b.truth.falseDenyShare)} (${b.truth.falseDenyCalls} calls, worst key ${b.truth.worstKey ? share(b.truth.worstKey.falseDenyShare) : 'none'}); leak sources in the test window ${b.truth.leakSources}, admitted ${b.truth.leakSourcesAdmitted}; public space admitted ${b.truth.admittedPublicIpv4} vs true ${b.truth.trueIpv4} IPv4 addresses.`);
     }
   } else {
     notes.push(`backtest failed: ${backtestRun.stderr.split('\n')[0]}`);
