@@ -111,7 +111,7 @@ async function countRollup(store: Store): Promise<number> {
 
 /** Whether the store was ever pruned (has a `source_rollup` table). */
 export async function hasRollup(store: Store): Promise<boolean> {
-  const rows = await store.query<{ n: number }>(`SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'source_rollup'`);
+  const rows = await store.query<{ n: number }>(`SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'source_rollup' AND table_catalog = current_database()`);
   return (rows[0]?.n ?? 0) > 0;
 }
 
