@@ -1,6 +1,6 @@
 // One rule (the public rule, or one VPC's rule) from admitted sources: headroom widening, pool blocks,
 // the optimal cover within the entry limit, carving leaks back out, and the evidence behind every entry.
-import { FAMILY_BITS, formatPrefix, maskValue, prefixSize, type Prefix } from '../model/address.ts';
+import { FAMILY_BITS, formatPrefix, maskValue, type Prefix } from '../model/address.ts';
 import type { Evidence, IpFamily, SourceUsage } from '../model/types.ts';
 import { optimalCover, type CoverItem } from './cidr.ts';
 import { factsOf } from './suspicion.ts';
@@ -287,12 +287,3 @@ function evidenceFor(prefixes: Prefix[], admitted: Candidate[]): Evidence[] {
     };
   });
 }
-
-/** Admitted units of a list of prefixes (IPv4 addresses, IPv6 /64s). */
-export function admittedUnitsOf(prefixes: Prefix[]): Record<IpFamily, bigint> {
-  const out: Record<IpFamily, bigint> = { 4: 0n, 6: 0n };
-  for (const p of prefixes) out[p.family] += unitsOf(p);
-  return out;
-}
-
-export { prefixSize };
