@@ -255,12 +255,38 @@ export async function loadLastCalls(store: Store, keys?: string[]): Promise<KeyL
     ORDER BY access_key_id`);
 }
 
-/** Findings over a store: the analysis window's profiles plus dormancy over the whole store. */
-export async function loadFindings(store: Store, request: AnalysisRequest, options: FindingsOptions = DEFAULT_FINDINGS_OPTIONS): Promise<FindingsReport> {
+/**
+ * Merges last calls known from elsewhere (events pruned into a rollup: review/retention.ts) into the ones the
+ * events table gives, keeping the later call per key; only `keys` when given.
+ */
+export function mergeLastCalls(fromEvents: KeyLastCall[], elsewhere: ReadonlyMap<string, string>, keys?: string[]): KeyLastCall[] {
+  if (elsewhere.size === 0) return fromEvents;
+  const wanted = keys && keys.length > 0 ? new Set(keys) : null;
+  const merged = new Map(fromEvents.map((c) => [c.accessKeyId, c]));
+  for (const [key, lastSeen] of elsewhere) {
+    if (wanted && !wanted.has(key)) continue;
+    const known = merged.get(key);
+    if (!known) merged.set(key, { accessKeyId: key, userName: null, identityType: null, lastSeen, calls: 0 });
+    else if (lastSeen > known.lastSeen) merged.set(key, { ...known, lastSeen });
+  }
+  return [...merged.values()].sort((a, b) => cmp(a.accessKeyId, b.accessKeyId));
+}
+
+/**
+ * Findings over a store: the analysis window's profiles plus dormancy over the whole store. `lastSeenElsewhere`
+ * adds keys' last calls the events table no longer holds (the retention rollup), so pruning never hides a
+ * dormant key.
+ */
+export async function loadFindings(
+  store: Store,
+  request: AnalysisRequest,
+  options: FindingsOptions = DEFAULT_FINDINGS_OPTIONS,
+  lastSeenElsewhere: ReadonlyMap<string, string> = new Map(),
+): Promise<FindingsReport> {
   const analysis = await analyzeStore(store, request);
   const [newest] = await store.query<{ newest: string }>(`SELECT strftime(max(event_time), '%Y-%m-%dT%H:%M:%SZ') AS newest FROM events`);
   const newestEvent = newest?.newest ?? isoSeconds(new Date(analysis.window.to));
-  const lastCalls = await loadLastCalls(store, request.keys);
+  const lastCalls = mergeLastCalls(await loadLastCalls(store, request.keys), lastSeenElsewhere, request.keys);
   const findings = buildFindings({ window: analysis.window, newestEvent, profiles: analysis.profiles, lastCalls }, options);
   return { window: analysis.window, newestEvent, options, findings };
 }

@@ -10,7 +10,7 @@ import { Store } from '../ingest/store.ts';
 import { EXIT } from '../model/errors.ts';
 import { findingCatalog, findingMeta } from '../model/findings-catalog.ts';
 import type { AuditEvent, KeyProfile, SourceUsage } from '../model/types.ts';
-import { buildFindings, DEFAULT_FINDINGS_OPTIONS, findingsExitCode, type FindingsInput } from '../analyze/findings.ts';
+import { buildFindings, DEFAULT_FINDINGS_OPTIONS, findingsExitCode, mergeLastCalls, type FindingsInput } from '../analyze/findings.ts';
 import { buildPoolIndex } from '../recommend/suspicion.ts';
 
 const run = promisify(execFile);
@@ -81,6 +81,15 @@ describe('findings (pure)', () => {
     expect(ids(findings)).toEqual(['dormant-key LTAIold']);
     expect(findings[0]!.evidence).toMatchObject({ idleDays: 76 });
     expect(ids(buildFindings(input([], { lastCalls }), { ...DEFAULT_FINDINGS_OPTIONS, dormantDays: 15 }))).toEqual(['dormant-key LTAIold', 'dormant-key LTAIrecent']);
+  });
+
+  it('still sees a dormant key whose events were pruned into the retention rollup', () => {
+    const fromEvents = [{ accessKeyId: 'LTAIlive', userName: 'svc', identityType: 'ram-user', lastSeen: day(28), calls: 9 }];
+    const rollup = new Map([['LTAIpruned', '2026-07-01T00:00:00Z'], ['LTAIlive', '2026-07-02T00:00:00Z']]);
+    const merged = mergeLastCalls(fromEvents, rollup);
+    expect(merged.map((c) => [c.accessKeyId, c.lastSeen])).toEqual([['LTAIlive', day(28)], ['LTAIpruned', '2026-07-01T00:00:00Z']]);
+    expect(ids(buildFindings(input([], { lastCalls: merged })))).toEqual(['dormant-key LTAIpruned']);
+    expect(mergeLastCalls(fromEvents, rollup, ['LTAIlive'])).toEqual(fromEvents);
   });
 
   it('reports calls refused by an ACL with the sources they came from', () => {

@@ -5,6 +5,7 @@ import type { KeyProfile } from '../../model/types.ts';
 import { Store } from '../../ingest/store.ts';
 import { analyzeStore, hasGovernedTraffic, type AnalysisResult } from '../../analyze/analysis.ts';
 import { DEFAULT_FINDINGS_OPTIONS, findingsExitCode, loadFindings } from '../../analyze/findings.ts';
+import { loadRollupLastSeen } from '../../review/retention.ts';
 import { action, printJson, resolveDbPaths, withCommonOptions } from '../common.ts';
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -81,7 +82,8 @@ export async function runFindings(opts: FindingsOptions): Promise<number> {
   }
   const store = await Store.open(resolveDbPaths(opts.db), { readOnly: true });
   try {
-    const report = await loadFindings(store, { since: opts.since, from: opts.from, to: opts.to, keys: opts.key }, { ...DEFAULT_FINDINGS_OPTIONS, dormantDays });
+    const request = { since: opts.since, from: opts.from, to: opts.to, keys: opts.key };
+    const report = await loadFindings(store, request, { ...DEFAULT_FINDINGS_OPTIONS, dormantDays }, await loadRollupLastSeen(store));
     if (opts.json) printJson(report);
     else process.stdout.write(renderFindingsText(report));
     return findingsExitCode(report.findings);
@@ -101,6 +103,9 @@ function vpcCount(p: KeyProfile): string {
   if (p.vpcSources.length === 0) return '0';
   return `${p.vpcSources.length} in ${new Set(p.vpcSources.map((s) => s.vpcId)).size}`;
 }
+
+/** Text output lists this many notes; --json has them all. */
+const MAX_TEXT_NOTES = 20;
 
 export function renderAnalysisText(result: AnalysisResult): string {
   const out: string[] = [`window ${result.window.from} → ${result.window.to}`];
@@ -133,7 +138,10 @@ export function renderAnalysisText(result: AnalysisResult): string {
       ? `STS: ${result.sts.calls} call(s) with ${result.sts.keys} temporary key(s): never governed by network ACLs, not profiled (use --key STS.… to see one).`
       : 'STS: no calls with temporary keys in the window.');
   }
-  if (result.notes.length > 0) out.push('', ...result.notes.map((n) => `note: ${n}`));
+  if (result.notes.length > 0) {
+    out.push('', ...result.notes.slice(0, MAX_TEXT_NOTES).map((n) => `note: ${n}`));
+    if (result.notes.length > MAX_TEXT_NOTES) out.push(`… and ${result.notes.length - MAX_TEXT_NOTES} more notes (all of them with --json)`);
+  }
   return `${out.join('\n')}\n`;
 }
 
