@@ -94,22 +94,19 @@ describe('night after night', () => {
     expect(summary.findings!.new).toEqual([]);
   });
 
-  it('drift against the approval: a key the approval does not name is for a person (exit 4)', () => {
+  it('drift against the approval, with --keep pruning old events into the rollup: exit 4 for the key the approval does not name', async () => {
     const proposalFile = join(out, 'proposal-2026-11-21.json');
     const firstKey = (JSON.parse(readFileSync(proposalFile, 'utf8')) as { accessKeys: Array<{ accessKeyId: string }> }).accessKeys[0]!.accessKeyId;
     const approved = join(dir, 'approved.json');
     expect(cli(['approve', proposalFile, '--by', 'nightly-test', '--keys', firstKey, '-o', approved]).status).toBe(0);
     const withApproval = writeConfig('approved.json.config', { db: 'k.duckdb', output: 'out', sources: { files: [DEMO_TRAIL] }, approved: 'approved.json', drift: { since: '7d' } });
-    const { status, summary } = night(withApproval, '2026-11-23');
+    const { status, summary } = night(withApproval, '2026-11-23', ['--keep', '10d']);
     expect(status).toBe(4);
     expect(summary.drift!.needsAttention).toBe(true);
     expect(summary.drift!.newKeysWithoutAcl).toBeGreaterThan(0);
     expect(summary.approval).toEqual({ file: approved, sealOk: true });
     expect(summary.reasons.some((r) => r.startsWith('drift since approval'))).toBe(true);
-  });
-
-  it('--keep prunes old events into the rollup', async () => {
-    const { summary } = night(config, '2026-11-24', ['--keep', '10d']);
+    // Retention ran first: nothing before the cutoff is left, and the rollup holds every pruned call.
     expect(summary.retention!.prunedEvents).toBeGreaterThan(0);
     expect(summary.retention!.cutoff).toMatch(/T00:00:00Z$/);
     const store = await Store.open(join(dir, 'k.duckdb'), { readOnly: true });
