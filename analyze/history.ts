@@ -49,49 +49,33 @@ function inWindow(window: TimeWindow, column = 'event_time'): string {
 
 export async function loadSourceHistory(store: Store, query: HistoryQuery): Promise<SourceHistory> {
   const { accessKeyId, address, vpcId, window } = query;
-  // One scan of the key's events, split by exempt service so the governed part can feed the leak heuristics.
+  // One scan of the key's events, two groupings: per source and exempt flag (the governed part feeds the leak
+  // heuristics), and per source whatever the service (what is shown). Days are counted in SQL for both.
   const keyRows = await store.query<Record<string, unknown>>(`
-    SELECT key_kind AS "keyKind", source_kind AS "sourceKind", source_ip AS ip, vpc_id AS "vpcId", exempt, count(*) AS calls,
-      list(DISTINCT CAST(event_time AS DATE)) AS days, min(event_time) AS "firstSeen", max(event_time) AS "lastSeen",
+    SELECT any_value(key_kind) AS "keyKind", source_kind AS "sourceKind", source_ip AS ip, vpc_id AS "vpcId", exempt,
+      grouping(exempt) AS "allServices", count(*) AS calls, count(DISTINCT CAST(event_time AS DATE)) AS days,
+      min(event_time) AS "firstSeen", max(event_time) AS "lastSeen",
       count(error_code) AS "errorCalls", count_if(acl_denied) AS "deniedCalls",
       count_if(event_name IN (${SENSITIVE_APIS.map(sqlString).join(', ')})) AS "sensitiveCalls"
     FROM events
     WHERE access_key_id = ${sqlString(accessKeyId)} AND ${inWindow(window)}
-    GROUP BY ALL`);
-  const aggregates: SourceAggregate[] = keyRows.map((r) => ({
-    accessKeyId,
-    keyKind: r.keyKind as KeyKind,
-    sourceKind: r.sourceKind as SourceKind,
-    ip: (r.ip as string | null) ?? null,
-    vpcId: (r.vpcId as string | null) ?? null,
-    exempt: r.exempt === true,
-    calls: Number(r.calls),
-    deniedCalls: Number(r.deniedCalls),
-    errorCalls: Number(r.errorCalls),
-    sensitiveCalls: Number(r.sensitiveCalls),
-    days: (r.days as unknown[]).length,
-    firstSeen: r.firstSeen as string,
-    lastSeen: r.lastSeen as string,
-  }));
-  // For display, a source is its address (and VPC) whatever the service.
-  const merged = new Map<string, SourceRecord & { dayList: Set<string> }>();
-  keyRows.forEach((r, i) => {
-    const a = aggregates[i]!;
-    const id = `${a.sourceKind}\u0000${a.ip ?? ''}\u0000${a.vpcId ?? ''}`;
-    const m = merged.get(id);
-    const dayList = (r.days as unknown[]).map(String);
-    if (!m) {
-      merged.set(id, { sourceKind: a.sourceKind, ip: a.ip ?? '', vpcId: a.vpcId, calls: a.calls, days: 0, firstSeen: a.firstSeen, lastSeen: a.lastSeen, errorCalls: a.errorCalls, deniedCalls: a.deniedCalls, dayList: new Set(dayList) });
-      return;
-    }
-    m.calls += a.calls;
-    m.errorCalls += a.errorCalls;
-    m.deniedCalls += a.deniedCalls;
-    if (a.firstSeen < m.firstSeen) m.firstSeen = a.firstSeen;
-    if (a.lastSeen > m.lastSeen) m.lastSeen = a.lastSeen;
-    for (const d of dayList) m.dayList.add(d);
-  });
-  const records: SourceRecord[] = [...merged.values()].map(({ dayList, ...rest }) => ({ ...rest, days: dayList.size }));
+    GROUP BY GROUPING SETS ((source_kind, source_ip, vpc_id, exempt), (source_kind, source_ip, vpc_id))`);
+  const aggregates: SourceAggregate[] = [];
+  const records: SourceRecord[] = [];
+  for (const r of keyRows) {
+    const row = {
+      sourceKind: r.sourceKind as SourceKind,
+      vpcId: (r.vpcId as string | null) ?? null,
+      calls: Number(r.calls),
+      days: Number(r.days),
+      firstSeen: r.firstSeen as string,
+      lastSeen: r.lastSeen as string,
+      errorCalls: Number(r.errorCalls),
+      deniedCalls: Number(r.deniedCalls),
+    };
+    if (Number(r.allServices) === 1) records.push({ ...row, ip: (r.ip as string | null) ?? '' });
+    else aggregates.push({ ...row, accessKeyId, keyKind: r.keyKind as KeyKind, ip: (r.ip as string | null) ?? null, exempt: r.exempt === true, sensitiveCalls: Number(r.sensitiveCalls) });
+  }
   const key = {
     accessKeyId,
     seen: records.length > 0,
