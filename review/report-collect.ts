@@ -8,7 +8,7 @@ import type { AclProposal, TimeWindow } from '../model/types.ts';
 import { isoSeconds } from '../model/window.ts';
 import type { Store } from '../ingest/store.ts';
 import { analyzeStore, type AnalysisResult } from '../analyze/analysis.ts';
-import { buildFindings, DEFAULT_FINDINGS_OPTIONS, loadLastCalls, type Finding, type FindingsOptions, type KeyLastCall } from '../analyze/findings.ts';
+import { buildFindings, DEFAULT_FINDINGS_OPTIONS, loadLastCalls, mergeLastCalls, type Finding, type FindingsOptions, type KeyLastCall } from '../analyze/findings.ts';
 import { loadDailyActivity, type DailyActivityRow } from '../analyze/profiles.ts';
 import { loadKeyLastSeen, loadKnownKeys, loadReplayRows } from '../analyze/replay.ts';
 import { resolveStoreWindow } from '../analyze/window.ts';
@@ -71,7 +71,7 @@ export async function collectReview(store: Store, options: ReviewOptions): Promi
   for (const k of analysis.keysWithoutTraffic) proposal.warnings = [...(proposal.warnings ?? []), `${k.accessKeyId}: no call in the window (last call ${k.lastSeen}): no ACL proposed`];
   const [newest] = await store.query<{ newest: string }>(`SELECT strftime(max(event_time), '%Y-%m-%dT%H:%M:%SZ') AS newest FROM events`);
   const newestEvent = newest!.newest;
-  const lastCalls = withRolledUpLastCalls(await loadLastCalls(store), await loadRollupLastSeen(store));
+  const lastCalls = mergeLastCalls(await loadLastCalls(store), await loadRollupLastSeen(store));
   const findings = buildFindings({ window, newestEvent, profiles: analysis.profiles, lastCalls }, { ...DEFAULT_FINDINGS_OPTIONS, ...options.findings });
   const daily = await loadDailyActivity(store, { window });
   const approval = options.approvedFile ? await readApproval(store, options.approvedFile) : null;
@@ -79,14 +79,6 @@ export async function collectReview(store: Store, options: ReviewOptions): Promi
     ? await driftSinceApproval(store, approval.acls, { since: options.driftSince ?? '1d', unusedDays: options.unusedDays ?? 30 })
     : null;
   return { generatedAt, window, newestEvent, prunedBefore: await prunedBefore(store), analysis, proposal, findings, lastCalls, daily, approval, drift: driftResult };
-}
-
-/** Keys whose every event was pruned still have a last call (dormancy findings survive retention). */
-function withRolledUpLastCalls(lastCalls: KeyLastCall[], rolled: Map<string, string>): KeyLastCall[] {
-  if (rolled.size === 0) return lastCalls;
-  const known = new Set(lastCalls.map((c) => c.accessKeyId));
-  const extra: KeyLastCall[] = [...rolled].filter(([k]) => !known.has(k)).map(([accessKeyId, lastSeen]) => ({ accessKeyId, userName: null, identityType: null, lastSeen, calls: 0 }));
-  return [...lastCalls, ...extra].sort((a, b) => (a.accessKeyId < b.accessKeyId ? -1 : a.accessKeyId > b.accessKeyId ? 1 : 0));
 }
 
 /**
