@@ -71,7 +71,7 @@ export function parseNightlyConfig(value: unknown, file: string): NightlyConfig 
     const path = jsonPath(issue.path.length > 0 ? issue.path : 'keys' in issue && Array.isArray(issue.keys) ? [issue.keys[0] as string] : []);
     throw new InvalidInputError(`${file}: ${path}: ${issue.message}`, {
       context: { file, path, issues: result.error.issues.map((i) => ({ path: jsonPath(i.path), message: i.message })) },
-      hint: 'see README, "Nightly", for the configuration fields',
+      hint: 'see docs/review.md, "Configuration", for the fields',
     });
   }
   const base = dirname(resolve(file));
