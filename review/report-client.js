@@ -62,7 +62,7 @@
       tile('keys', 'summary.keys', s.keys),
       tile('protected by an approved ACL', 'summary.protectedKeys', s.protectedKeys, 'good'),
       tile('unprotected', 'summary.unprotectedKeys', s.unprotectedKeys, s.unprotectedKeys > 0 ? 'warn' : ''),
-      tile('urgent keys', 'summary.urgentKeys', s.urgentKeys, s.urgentKeys > 0 ? 'bad' : ''),
+      tile('keys of high urgency', 'summary.urgentKeys', s.urgentKeys, s.urgentKeys > 0 ? 'bad' : ''),
       tile('findings', 'summary.findings', s.findings, s.findingsBySeverity.high > 0 ? 'bad' : ''),
       tile('high-severity findings', 'summary.findingsBySeverity.high', s.findingsBySeverity.high, s.findingsBySeverity.high > 0 ? 'bad' : ''),
       tile('ACLs proposed', 'summary.proposedAcls', s.proposedAcls),
@@ -214,6 +214,21 @@
     });
   }
 
+  /** The two-minute read: the most urgent keys, one line each; a click shows that key's section. */
+  function renderAttention(root, show) {
+    var urgent = data.keys.filter(function (k) { return k.urgency === 'high' || k.urgency === 'medium'; });
+    var section = el('section', { id: 'attention' }, el('h2', { text: urgent.length ? 'Needs a person (' + urgent.length + ' key' + (urgent.length === 1 ? '' : 's') + ')' : 'Nothing urgent' }));
+    if (urgent.length) {
+      section.appendChild(el('ol', null, urgent.slice(0, 10).map(function (k) {
+        return el('li', null, badge(k.urgency), ' ',
+          el('button', { type: 'button', cls: 'link', text: k.accessKeyId, on: { click: function () { show(k.accessKeyId); } } }),
+          ' ', el('span', { cls: 'user', text: k.userName || '' }), ' — ' + k.reasons.join('; '));
+      })));
+      if (urgent.length > 10) section.appendChild(el('p', { cls: 'meta', text: '… and ' + (urgent.length - 10) + ' more below (filter by urgency).' }));
+    }
+    root.appendChild(section);
+  }
+
   function renderKeyList(root) {
     var section = el('section', { id: 'keys' }, el('h2', { text: 'Keys, most urgent first' }));
     var list = el('div', { id: 'key-list' });
@@ -223,6 +238,16 @@
     select.addEventListener('change', function () { state.urgency = select.value; state.page = 0; renderKeys(list); });
     section.appendChild(el('div', { cls: 'controls' }, search, ' ', select));
     section.appendChild(list);
+    renderAttention(root, function (id) {
+      search.value = id;
+      select.value = 'all';
+      state.filter = id;
+      state.urgency = 'all';
+      state.page = 0;
+      renderKeys(list);
+      var d = list.querySelector('details.key');
+      if (d) { d.open = true; d.scrollIntoView(); }
+    });
     root.appendChild(section);
     renderKeys(list);
     var first = list.querySelector('details.key');

@@ -75,6 +75,8 @@ td .num { font-variant-numeric: tabular-nums; }
 .controls { margin: 6px 0; } .controls input { padding: 4px 8px; min-width: 260px; }
 .pager { margin: 10px 0; display: flex; gap: 12px; align-items: center; }
 details.notes { margin: 8px 0; }
+#attention ol { padding-left: 22px; } #attention li { margin: 3px 0; }
+button.link { background: none; border: none; padding: 0; font: inherit; font-family: ui-monospace, monospace; font-weight: 600; color: var(--info); cursor: pointer; text-decoration: underline; }
 `;
 
 /** The whole page for `data`. Deterministic: the same data gives the same bytes. */
