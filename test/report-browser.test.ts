@@ -106,9 +106,12 @@ describe.skipIf(skip)('HTML report in chromium', () => {
     await page.fill('input[type=search]', '');
   });
 
-  it('pages the key list and leaves a screenshot', async () => {
+  it('pages the key list, leads from the attention list to a key, and leaves a screenshot', async () => {
     const info = await page.textContent('#page-info');
     expect(info).toContain(`${data.keys.length} key(s)`);
+    // The "Needs a person" list leads to the most urgent key's section.
+    await page.click('#attention button.link');
+    expect(await page.getAttribute('#key-list details.key[open]', 'data-key')).toBe(data.keys[0]!.accessKeyId);
     const out = join(ROOT, 'test-output');
     mkdirSync(out, { recursive: true });
     await page.evaluate(() => window.scrollTo(0, 0));
