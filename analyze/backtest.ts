@@ -2,7 +2,8 @@
 // proposal, and count what would have broken. With the generator's truth file, also the ground-truth view
 // (legitimate vs leak sources as generated, not as guessed).
 import { parsePrefix, prefixSize } from '../model/address.ts';
-import { aclsFromProposal } from '../model/acl-file.ts';
+import { aclsFromProposal, overlayAcls } from '../model/acl-file.ts';
+import type { AclsInForce } from '../model/acl-rules.ts';
 import type { AclProposal, AclRules, TimeWindow } from '../model/types.ts';
 import { isoSeconds } from '../model/window.ts';
 import type { Store } from '../ingest/store.ts';
@@ -28,6 +29,8 @@ export interface BacktestOptions {
   testMs: number;
   knobs?: RecommendKnobs;
   truth?: GroundTruth | null;
+  /** The ACLs in force: the proposal is applied over them (keys it does not cover keep what they have). */
+  inForce?: AclsInForce | null;
   /** Broken sources listed (the rest are counted). Default 20. */
   listBroken?: number;
 }
@@ -81,7 +84,8 @@ export async function backtest(store: Store, options: BacktestOptions): Promise<
 
   const profiles = await loadProfiles(store, { window: train });
   const proposal = recommend(profiles, { ...DEFAULT_RECOMMEND_OPTIONS, ...options.knobs, window: train, generatedAt: train.to });
-  const acls = aclsFromProposal(proposal).inForce;
+  const proposed = aclsFromProposal(proposal).inForce;
+  const acls = options.inForce ? overlayAcls(options.inForce, proposed) : proposed;
   const rows = await loadReplayRows(store, { window: test });
 
   const verdicts = decideRows(acls, rows);

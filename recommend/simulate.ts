@@ -453,6 +453,8 @@ export interface DriftInput {
   recentRows: readonly SourceAggregate[];
   /** Traffic over the last `--unused-days` (entries and keys nobody used). */
   usageRows: readonly SourceAggregate[];
+  /** Only entries of these ACLs (`account` or key IDs) are checked for use; all when omitted. */
+  entryScopes?: ReadonlySet<string>;
   judge?: SourceJudge;
 }
 
@@ -476,7 +478,7 @@ export function drift(input: DriftInput): DriftReport {
   const newDeniedSources = recent.keys
     .flatMap((k) => k.examples.map((e) => ({ accessKeyId: k.accessKeyId, ...e })))
     .sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status] || b.calls - a.calls || cmp(a.accessKeyId, b.accessKeyId) || cmp(a.ip, b.ip));
-  const unusedEntries = usage.entryUse.filter((u) => u.calls === 0);
+  const unusedEntries = usage.entryUse.filter((u) => u.calls === 0 && (!input.entryScopes || input.entryScopes.has(u.scope)));
   const active = new Set(usage.keys.filter((k) => k.calls > 0).map((k) => k.accessKeyId));
   const approvedKeys = new Set(input.approvedKeys);
   const dormantKeys = [...approvedKeys].filter((k) => !active.has(k)).sort();

@@ -223,6 +223,10 @@ describe('keyfence drift', () => {
     expect(r.json.unusedEntries.map((u: any) => u.cidr)).toEqual(['198.18.0.0/24']);
     expect(r.json.newKeysWithoutAcl).toEqual([{ accessKeyId: APP, governedCalls: 2, governedBy: null }]);
     expect(r.json.dormantKeys).toEqual([]);
+    // Over the ACLs in force, the account level covers the app key, and only the approval's entries are checked.
+    const over = keyfence('drift', '--approved', join(dir, 'approved.json'), '--since', '2d', '--unused-days', '10', '--acl', join(dir, 'acl.json'), '--json');
+    expect(over.json.newKeysWithoutAcl).toEqual([{ accessKeyId: APP, governedCalls: 2, governedBy: 'account' }]);
+    expect(over.json.unusedEntries.map((u: any) => `${u.scope} ${u.cidr}`)).toEqual([`${CI} 198.18.0.0/24`]);
   });
 });
 

@@ -73,7 +73,8 @@ export function registerInvestigate(program: Command): void {
       .option('--headroom <x>', 'recommend: how far an entry may widen beyond what was seen')
       .option('--allow-broad', 'recommend: allow prefixes shorter than /16 (IPv4) or /32 (IPv6)')
       .option('--include <source>', 'recommend: admit this source even if it looks like a leak (repeatable)', collect)
-      .option('--truth <file>', 'the fixtures generator\'s truth.json: adds the ground-truth view'),
+      .option('--truth <file>', 'the fixtures generator\'s truth.json: adds the ground-truth view')
+      .option('--acl <file>', 'the ACLs in force: the proposal is replayed applied over them'),
     { multiDb: true },
   ).action(action(backtestCommand));
 
@@ -83,7 +84,8 @@ export function registerInvestigate(program: Command): void {
       .description('what changed since approval: new sources that would be denied, unused entries, dormant and new keys; exit 4 when anything needs a person')
       .requiredOption('--approved <file>', 'the approved proposal (or approval record)')
       .option('--since <duration>', 'recent traffic to check against the approval', '1d')
-      .option('--unused-days <n>', 'entries and keys with no call in this many days are reported', '30'),
+      .option('--unused-days <n>', 'entries and keys with no call in this many days are reported', '30')
+      .option('--acl <file>', 'the ACLs in force: the approval is checked applied over them'),
     { multiDb: true },
   ).action(action(driftCommand));
 }
@@ -311,6 +313,7 @@ interface BacktestFlags extends CommonFlags {
   allowBroad?: boolean;
   include?: string[];
   truth?: string;
+  acl?: string;
 }
 
 async function backtestCommand(flags: BacktestFlags): Promise<number> {
@@ -338,7 +341,8 @@ async function backtestCommand(flags: BacktestFlags): Promise<number> {
   }
   const store = await openStore(flags);
   try {
-    const { report } = await backtest(store, { trainMs: durationOption('--train', flags.train), testMs: durationOption('--test', flags.test), knobs, truth });
+    const inForce = flags.acl ? (await readAcls(flags.acl, store)).inForce : null;
+    const { report } = await backtest(store, { trainMs: durationOption('--train', flags.train), testMs: durationOption('--test', flags.test), knobs, truth, inForce });
     if (flags.json) printJson(report);
     else out(backtestText(report));
     return EXIT.OK;
@@ -374,6 +378,7 @@ interface DriftFlags extends CommonFlags {
   approved: string;
   since: string;
   unusedDays: string;
+  acl?: string;
 }
 
 async function driftCommand(flags: DriftFlags): Promise<number> {
@@ -382,15 +387,18 @@ async function driftCommand(flags: DriftFlags): Promise<number> {
   const store = await openStore(flags);
   try {
     const approved = await readAcls(flags.approved, store);
+    const inForce = flags.acl ? (await readAcls(flags.acl, store)).inForce : null;
+    const acls = inForce ? overlayAcls(inForce, approved.inForce) : approved.inForce;
     const recentWindow = await resolveStoreWindow(store, { since: flags.since }, '1d');
     const usageWindow = await resolveStoreWindow(store, { since: `${unusedDays}d` }, '30d');
     const recentRows = await loadReplayRows(store, { window: recentWindow });
     const usageRows = await loadReplayRows(store, { window: usageWindow });
     // Judge new sources against the longer of the two windows: "new" needs history to be new against.
     const [judgeRows, judgeWindow] = recentWindow.from < usageWindow.from ? [recentRows, recentWindow] : [usageRows, usageWindow];
-    const judge = withProposalExclusions(leakJudgeFromRows(judgeRows, { window: judgeWindow, keys: keysWithDenials(recentRows, decideRows(approved.inForce, recentRows)) }), exclusionsOf(approved));
+    const judge = withProposalExclusions(leakJudgeFromRows(judgeRows, { window: judgeWindow, keys: keysWithDenials(recentRows, decideRows(acls, recentRows)) }), exclusionsOf(approved));
     const covered = approved.proposal?.accountLevel?.coveredKeys ?? [];
-    const report = drift({ approved: approved.inForce, approvedKeys: [...approved.keyLevel.keys(), ...covered], recentRows, usageRows, judge });
+    const entryScopes = new Set([...approved.keyLevel.keys(), ...(approved.accountLevel ? ['account'] : [])]);
+    const report = drift({ approved: acls, approvedKeys: [...approved.keyLevel.keys(), ...covered], recentRows, usageRows, judge, entryScopes });
     const lastSeen = await loadKeyLastSeen(store);
     const dormant = report.dormantKeys.map((k) => ({ accessKeyId: k, lastSeen: lastSeen.get(k) ?? null }));
     if (flags.json) printJson({ recentWindow, usageWindow, ...report, dormantKeys: dormant });
