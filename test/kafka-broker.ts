@@ -28,13 +28,16 @@ export interface TestMessage {
   value: string | Buffer | null;
 }
 
-/** Produces messages in order (acks from the leader), in chunks so large runs stay bounded in memory. */
-export async function produce(brokers: string, topic: string, messages: TestMessage[]): Promise<void> {
+/**
+ * Produces messages in order (acks from the leader), `chunk` per request. A broker returns whole record
+ * batches, so small chunks make small fetches possible (many small store transactions).
+ */
+export async function produce(brokers: string, topic: string, messages: TestMessage[], chunk = 2_000): Promise<void> {
   const producer = client(brokers).producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
   await producer.connect();
   try {
-    for (let i = 0; i < messages.length; i += 2_000) {
-      await producer.send({ topic, acks: 1, messages: messages.slice(i, i + 2_000).map((m) => ({ partition: m.partition, value: m.value })) });
+    for (let i = 0; i < messages.length; i += chunk) {
+      await producer.send({ topic, acks: 1, messages: messages.slice(i, i + chunk).map((m) => ({ partition: m.partition, value: m.value })) });
     }
   } finally {
     await producer.disconnect();

@@ -1,13 +1,13 @@
 // Scale-out: two `keyfence ingest --kafka` processes in one consumer group, each writing its own part file,
 // read together by analysis, give the same profiles as one database holding every event.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProfiles } from '../analyze/profiles.ts';
 import { Store } from '../ingest/store.ts';
-import { asSlsLog, createTopic, produce, startTestBroker, testEvent, type KafkaBroker, type TestMessage } from './kafka-broker.ts';
+import { asSlsLog, committedOffsets, createTopic, groupAssignments, produce, startTestBroker, testEvent, type KafkaBroker, type TestMessage } from './kafka-broker.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'bin', 'keyfence.js');
@@ -26,13 +26,18 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
-function keyfence(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+interface Run {
+  child: ChildProcess;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+function start(args: string[], timeoutMs = 90_000): Run {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`keyfence ${args[0]} did not finish within ${timeoutMs} ms:\n${stderr}`));
@@ -42,6 +47,19 @@ function keyfence(args: string[], timeoutMs = 60_000): Promise<{ code: number | 
       resolve({ code, stdout, stderr });
     });
   });
+  return { child, done };
+}
+
+function keyfence(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return start(args).done;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function profilesOf(dbs: string[]): Promise<unknown> {
@@ -74,17 +92,28 @@ describe('scale-out: one consumer group, one database part per process', () => {
       messages.push({ partition: i % 4, value: i % 3 ? JSON.stringify(event) : asSlsLog(event) });
       if (i % 10 === 0) messages.push({ partition: (i + 1) % 4, value: JSON.stringify(event) });
     }
-    await produce(broker.brokers, topic, messages);
 
-    const ingestArgs = (group: string, db: string): string[] => ['ingest', '--kafka', broker.brokers, '--topic', topic, '--group', group, '--until-caught-up', '--db', db, '--json'];
+    const ingestArgs = (group: string, db: string, mode: string): string[] => ['ingest', '--kafka', broker.brokers, '--topic', topic, '--group', group, mode, '--db', db, '--json'];
     const part1 = join(dir, 'part-1.duckdb');
     const part2 = join(dir, 'part-2.duckdb');
     const whole = join(dir, 'whole.duckdb');
-    const runs = await Promise.all([keyfence(ingestArgs('scale-out', part1)), keyfence(ingestArgs('scale-out', part2)), keyfence(ingestArgs('single', whole))]);
-    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    // Both part processes join the group before any event exists, so the group surely shares the partitions.
+    const followers = [start(ingestArgs('scale-out', part1, '--follow')), start(ingestArgs('scale-out', part2, '--follow'))];
+    await waitFor('both processes to hold partitions', async () => {
+      const assignments = await groupAssignments(broker.brokers, 'scale-out', topic);
+      return assignments.size === 2 && [...assignments.values()].every((partitions) => partitions.length === 2);
+    });
+    await produce(broker.brokers, topic, messages);
+    await waitFor('the group to commit every message', async () => {
+      const offsets = await committedOffsets(broker.brokers, 'scale-out', topic);
+      return [...offsets.values()].reduce((a, b) => a + b, 0) === messages.length;
+    });
+    for (const f of followers) f.child.kill('SIGTERM');
+    const runs = [...(await Promise.all(followers.map((f) => f.done))), await keyfence(ingestArgs('single', whole, '--until-caught-up'))];
+    for (const r of runs) expect(r.code, `${r.stderr}${r.stdout}`).toBe(0);
 
     expect(await eventCount(whole)).toBe(4_000);
-    // Both processes did part of the work (the group shared the partitions).
+    // Each process stored its own share.
     const [n1, n2] = [await eventCount(part1), await eventCount(part2)];
     expect(n1).toBeGreaterThan(0);
     expect(n2).toBeGreaterThan(0);
@@ -100,8 +129,8 @@ describe('scale-out: one consumer group, one database part per process', () => {
       keyfence(['analyze', '--db', part1, '--db', part2, ...window]),
       keyfence(['analyze', '--db', whole, ...window]),
     ]);
-    expect(fromParts.code, fromParts.stderr).toBe(0);
-    expect(fromWhole.code, fromWhole.stderr).toBe(0);
+    expect(fromParts.code, `${fromParts.stderr}${fromParts.stdout}`).toBe(0);
+    expect(fromWhole.code, `${fromWhole.stderr}${fromWhole.stdout}`).toBe(0);
     expect(JSON.parse(fromParts.stdout)).toEqual(JSON.parse(fromWhole.stdout));
   }, 150_000);
 });

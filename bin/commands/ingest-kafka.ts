@@ -101,7 +101,13 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
   const progress = new Progress(`ingest ${topic}`);
   let source: KafkaSource | null = null;
   // A signal finishes the batch in hand (committed to the store, then to the group) and ends the run cleanly.
-  const onSignal = (): void => source?.stop();
+  let signalled = false;
+  const onSignal = (): void => {
+    signalled = true;
+    source?.stop();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     summary.runId = await store.beginRun('kafka');
     const storedPositions = new Map<number, string>();
@@ -113,8 +119,8 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
     // The client ID names the host and process, so the group's description shows who holds which partitions.
     const clientId = `keyfence-${hostname()}-${process.pid}`;
     source = createKafkaSource({ ...settings, clientId, storedPositions, log: (m) => process.stderr.write(`keyfence: ${m}\n`) });
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    // A signal that came before the source existed: end the run before reading anything.
+    if (signalled) source.stop();
 
     // KEYFENCE_DEBUG=1 prints where the time went (decoding in JS versus the store's transactions) on stderr.
     const timing = { decode: 0, store: 0 };
