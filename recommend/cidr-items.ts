@@ -212,14 +212,19 @@ function normalizeFamily(items: readonly CoverItem[], family: IpFamily, count: n
   return trim(blocks, kept);
 }
 
+const SMALL_SORT = 2048;
+
 /**
  * Indices in order of (hi, lo, len): a stable least-significant-digit radix sort on 16-bit digits, skipping
- * digits that are the same everywhere (IPv4 has no `lo`; address lists have one length).
+ * digits that are the same everywhere (IPv4 has no `lo`; address lists have one length). Small inputs take a
+ * comparison sort.
  */
 function sortOrder(hi: Uint32Array, lo: Uint32Array, len: Uint8Array): Uint32Array {
   const n = hi.length;
   let order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
+  // Most keys have a handful of sources: clearing 65 k counters per pass would cost more than sorting them.
+  if (n < SMALL_SORT) return order.sort((a, b) => hi[a]! - hi[b]! || lo[a]! - lo[b]! || len[a]! - len[b]!);
   let scratch = new Uint32Array(n);
   const counts = new Uint32Array(65537);
   const passes: Array<[Uint32Array | Uint8Array, number]> = [[len, 0], [lo, 0], [lo, 16], [hi, 0], [hi, 16]];

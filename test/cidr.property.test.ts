@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FAMILY_BITS, maskValue, prefixCovers, type Prefix } from '../model/address.ts';
-import { InfeasibleCoverError, coverCurve, greedyCover, optimalCover, prefixUnits, type CoverItem } from '../recommend/cidr.ts';
+import { InfeasibleCoverError, coverCurve, greedyCover, itemsToUnits, normalizeItems, optimalCover, prefixUnits, type CoverItem } from '../recommend/cidr.ts';
 
 // Fixed seeds keep runs deterministic; a failure prints its seed and the shrunk counterexample.
 const SEED = 20261123;
@@ -116,6 +116,33 @@ function checkCover(items: CoverItem[], prefixes: Prefix[], K: number, minLength
 }
 
 const seenUnits = (items: CoverItem[]): number => normalise(items).reduce((s, i) => s + unitsOfItem(i), 0);
+
+/** `normalise` for thousands of items: sort, then drop what starts before the last kept block ends. */
+function normaliseLarge(items: CoverItem[]): CoverItem[] {
+  const grouped = items.map((i) => (i.family === 6 && i.length > 64 ? { family: 6 as const, base: maskValue(i.base, 6, 64), length: 64 } : i));
+  grouped.sort((a, b) => a.family - b.family || (a.base < b.base ? -1 : a.base > b.base ? 1 : a.length - b.length));
+  const out: CoverItem[] = [];
+  for (const i of grouped) {
+    const last = out[out.length - 1];
+    if (last && last.family === i.family && i.base < last.base + (1n << BigInt(FAMILY_BITS[last.family] - last.length))) continue;
+    out.push(i);
+  }
+  return out;
+}
+
+describe('normalisation at scale', () => {
+  it('drops duplicates and nested items and groups IPv6 to /64 the same way for thousands of items (the radix-sorted path)', () => {
+    fc.assert(
+      fc.property(fc.array(wideItem, { minLength: 2500, maxLength: 4000 }), (items) => {
+        const expected = normaliseLarge(items);
+        expect(normalizeItems(items)).toEqual(expected);
+        expect(itemsToUnits(items)).toBe(expected.reduce((s, i) => s + unitsOfItem(i), 0));
+      }),
+      // Shrinking thousands of items takes minutes: report the first counterexample as found.
+      { seed: SEED, numRuns: 5, endOnFailure: true },
+    );
+  });
+});
 
 describe('optimalCover properties', () => {
   it('equals the brute-force optimum for every budget on small inputs, guardrail included', () => {
