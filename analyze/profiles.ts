@@ -7,7 +7,7 @@ import { sqlString, type Store } from '../ingest/store.ts';
 
 /** At most this many distinct service names are kept per source (sorted, first N). */
 export const SERVICES_CAP = 20;
-/** At most this many user agents are kept per source (distinct, sorted, first N). */
+/** At most this many user agents are kept per source (most calls first, ties by text). */
 export const USER_AGENTS_CAP = 5;
 
 /**
@@ -48,7 +48,7 @@ export interface SourceAggregateRow {
   sensitiveCalls: number;
   /** Distinct service names, sorted (capped at SERVICES_CAP by buildProfiles). */
   services: string[];
-  /** Distinct user agents, sorted, the first USER_AGENTS_CAP (frequency ranking cost more than the rest of the query). */
+  /** User agents, most calls first (ties by text), at most USER_AGENTS_CAP. */
   userAgents: string[];
 }
 
@@ -69,29 +69,46 @@ function scopeSql(query: ProfileQuery): string {
 
 const blankUnlessAddress = (column: string) => `CASE WHEN key_kind = 'sts' OR source_kind NOT IN ('public', 'vpc') THEN NULL ELSE ${column} END`;
 
+const GROUP_SELECT = `access_key_id, key_kind, source_kind,
+    ${blankUnlessAddress('source_ip')} AS source_ip,
+    ${blankUnlessAddress('ip_family')} AS ip_family,
+    ${blankUnlessAddress('vpc_id')} AS vpc_id,
+    exempt`;
+
 /**
  * The aggregate in plain SQL: the reference a remote engine (SLS analytic SQL) reproduces, and what
  * `loadSourceAggregates` computes (faster: see `AggregatePlan`). Column names are the events table's.
+ * Two levels: per (source, user agent) first, so the user agents can be ranked by calls (most first, ties by
+ * text) without a second scan; then per source.
  */
 export function sourceAggregateSql(query: ProfileQuery): string {
   const sensitive = SENSITIVE_APIS.map(sqlString).join(', ');
   return `
 SELECT
-  access_key_id, key_kind, source_kind,
-  ${blankUnlessAddress('source_ip')} AS source_ip,
-  ${blankUnlessAddress('ip_family')} AS ip_family,
-  ${blankUnlessAddress('vpc_id')} AS vpc_id,
-  exempt,
-  count(*) AS calls,
-  count(DISTINCT CAST(event_time AS DATE)) AS days,
-  min(event_time) AS first_seen, max(event_time) AS last_seen,
-  count(error_code) AS error_calls,
-  count_if(acl_denied) AS denied_calls,
-  count_if(event_name IN (${sensitive})) AS sensitive_calls,
-  list_sort(list(DISTINCT service_name)) AS services,
-  list_slice(list_sort(list(DISTINCT user_agent)), 1, ${USER_AGENTS_CAP}) AS user_agents
-FROM events
-WHERE ${scopeSql(query)}
+  access_key_id, key_kind, source_kind, source_ip, ip_family, vpc_id, exempt,
+  sum(calls) AS calls,
+  length(list_distinct(flatten(list(days)))) AS days,
+  min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+  sum(error_calls) AS error_calls,
+  sum(denied_calls) AS denied_calls,
+  sum(sensitive_calls) AS sensitive_calls,
+  list_sort(list_distinct(flatten(list(services)))) AS services,
+  list_slice(list(user_agent ORDER BY calls DESC, user_agent) FILTER (WHERE user_agent IS NOT NULL), 1, ${USER_AGENTS_CAP}) AS user_agents
+FROM (
+  SELECT
+    ${GROUP_SELECT},
+    user_agent,
+    count(*) AS calls,
+    list(DISTINCT CAST(event_time AS DATE)) AS days,
+    min(event_time) AS first_seen, max(event_time) AS last_seen,
+    count(error_code) AS error_calls,
+    count_if(acl_denied) AS denied_calls,
+    count_if(event_name IN (${sensitive})) AS sensitive_calls,
+    list(DISTINCT service_name) AS services
+  FROM events
+  WHERE ${scopeSql(query)}
+  GROUP BY ALL
+)
 GROUP BY ALL`;
 }
 
@@ -102,17 +119,20 @@ FROM events WHERE ${scopeSql(query)} GROUP BY access_key_id`;
 }
 
 /**
- * DuckDB's DISTINCT aggregates cost about as much as the whole rest of the query (measured: +0.45 s of CPU per
- * million events each). Distinct days and distinct services are small sets, so they are counted as bits of an
- * integer OR-ed over the group instead: day d of the window is bit d, service i of the window's (sorted)
- * services is bit i. With more days or services than the widest integer holds, the plain DISTINCT is used.
+ * How the local engine computes the reference aggregate faster (CPU per million events, measured):
+ * - DuckDB's DISTINCT aggregates cost about as much as the rest of the query (+0.45 s each). Distinct days and
+ *   services are small sets, so they are bits of an integer OR-ed over the group: day d of the window is bit d,
+ *   service i of the window's sorted services is bit i. With more than the widest integer holds, the plain
+ *   DISTINCT lists are used.
+ * - An ordered list aggregate is dearer still: user agents come back unordered with their calls and are
+ *   ranked in JavaScript (few per source).
  */
 export interface AggregatePlan {
   /** First UTC day of the window (`YYYY-MM-DD`): bit 0 of the day mask. */
   firstDay: string;
-  /** Integer type of the day mask, or null for count(DISTINCT …). */
+  /** Integer type of the day mask, or null for DISTINCT day lists. */
   dayMask: MaskType | null;
-  /** The window's distinct service names, sorted: bit i is services[i]. Null for list(DISTINCT …). */
+  /** The window's distinct service names, sorted: bit i is services[i]. Null for DISTINCT lists. */
   services: string[] | null;
   serviceMask: MaskType | null;
 }
@@ -136,29 +156,45 @@ async function planAggregate(store: Store, query: ProfileQuery): Promise<Aggrega
 
 function plannedAggregateSql(query: ProfileQuery, plan: AggregatePlan): string {
   const sensitive = SENSITIVE_APIS.map(sqlString).join(', ');
-  const days = plan.dayMask
-    ? `bit_count(bit_or(CAST(1 AS ${plan.dayMask}) << CAST(CAST(event_time AS DATE) - DATE ${sqlString(plan.firstDay)} AS ${plan.dayMask})))`
-    : 'count(DISTINCT CAST(event_time AS DATE))';
-  const services = plan.serviceMask && plan.services
-    ? `CAST(bit_or(CAST(1 AS ${plan.serviceMask}) << CAST(list_position([${plan.services.map(sqlString).join(', ')}], service_name) - 1 AS ${plan.serviceMask})) AS VARCHAR)`
-    : 'list_sort(list(DISTINCT service_name))';
+  const [innerDays, outerDays] = plan.dayMask
+    ? [
+        `bit_or(CAST(1 AS ${plan.dayMask}) << CAST(CAST(event_time AS DATE) - DATE ${sqlString(plan.firstDay)} AS ${plan.dayMask}))`,
+        'bit_count(bit_or(days))',
+      ]
+    : ['list(DISTINCT CAST(event_time AS DATE))', 'length(list_distinct(flatten(list(days))))'];
+  const [innerServices, outerServices] = plan.serviceMask && plan.services
+    ? [
+        `bit_or(CAST(1 AS ${plan.serviceMask}) << CAST(list_position([${plan.services.map(sqlString).join(', ')}], service_name) - 1 AS ${plan.serviceMask}))`,
+        'CAST(bit_or(services) AS VARCHAR)',
+      ]
+    : ['list(DISTINCT service_name)', 'list_sort(list_distinct(flatten(list(services))))'];
   return `
 SELECT
-  access_key_id, key_kind, source_kind,
-  ${blankUnlessAddress('source_ip')} AS source_ip,
-  ${blankUnlessAddress('ip_family')} AS ip_family,
-  ${blankUnlessAddress('vpc_id')} AS vpc_id,
-  exempt,
-  count(*) AS calls,
-  ${days} AS days,
-  min(event_time) AS first_seen, max(event_time) AS last_seen,
-  count(error_code) AS error_calls,
-  count_if(acl_denied) AS denied_calls,
-  count_if(event_name IN (${sensitive})) AS sensitive_calls,
-  ${services} AS services,
-  list_slice(list_sort(list(DISTINCT user_agent)), 1, ${USER_AGENTS_CAP}) AS user_agents
-FROM events
-WHERE ${scopeSql(query)}
+  access_key_id, key_kind, source_kind, source_ip, ip_family, vpc_id, exempt,
+  sum(calls) AS calls,
+  ${outerDays} AS days,
+  min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+  sum(error_calls) AS error_calls,
+  sum(denied_calls) AS denied_calls,
+  sum(sensitive_calls) AS sensitive_calls,
+  ${outerServices} AS services,
+  list(user_agent) AS user_agents,
+  list(calls) AS user_agent_calls
+FROM (
+  SELECT
+    ${GROUP_SELECT},
+    user_agent,
+    count(*) AS calls,
+    ${innerDays} AS days,
+    min(event_time) AS first_seen, max(event_time) AS last_seen,
+    count(error_code) AS error_calls,
+    count_if(acl_denied) AS denied_calls,
+    count_if(event_name IN (${sensitive})) AS sensitive_calls,
+    ${innerServices} AS services
+  FROM events
+  WHERE ${scopeSql(query)}
+  GROUP BY ALL
+)
 GROUP BY ALL`;
 }
 
@@ -171,7 +207,7 @@ GROUP BY ALL`;
 const FIELD = '\x1f';
 const RECORD = '\x1e';
 const ITEM = '\x1d';
-const WIRE_FIELDS = 16;
+const WIRE_FIELDS = 17;
 const WIRE_SLICES = 8;
 
 function wireSql(aggregateSql: string, servicesAsMask: boolean, cleanEverything: boolean): string {
@@ -183,7 +219,10 @@ function wireSql(aggregateSql: string, servicesAsMask: boolean, cleanEverything:
     text('access_key_id'), 'key_kind', 'source_kind', text('source_ip'), `coalesce(CAST(ip_family AS VARCHAR), '')`, text('vpc_id'),
     `CASE WHEN exempt THEN '1' ELSE '' END`,
     'calls', 'days', iso('first_seen'), iso('last_seen'), 'error_calls', 'denied_calls', 'sensitive_calls',
-    servicesAsMask ? `coalesce(services, '')` : items('services'), items('user_agents'),
+    servicesAsMask ? `coalesce(services, '')` : items('services'),
+    // user agents and their calls, aligned item by item (a NULL agent is an empty item)
+    `array_to_string(list_transform(user_agents, v -> coalesce(${clean('v')}, '')), chr(29))`,
+    `array_to_string(user_agent_calls, chr(29))`,
   ];
   return `SELECT hash(access_key_id) % ${WIRE_SLICES} AS slice, count(*) AS rows, string_agg(concat(${fields.join(', chr(31), ')}), chr(30)) AS wire
 FROM (${aggregateSql}) GROUP BY slice ORDER BY slice`;
@@ -235,8 +274,19 @@ function parseWireRow(f: string[], identities: Map<string, KeyIdentity>, service
     deniedCalls: Number(f[12]),
     sensitiveCalls: Number(f[13]),
     services: services(f[14] ?? ''),
-    userAgents: f[15] ? f[15].split(ITEM) : [],
+    userAgents: rankUserAgents(f[15]!, f[16]!),
   };
+}
+
+/** The most frequent user agents (ties by text), at most USER_AGENTS_CAP, from aligned agent and call lists. */
+function rankUserAgents(agentsField: string, callsField: string): string[] {
+  if (!agentsField.includes(ITEM)) return agentsField ? [agentsField] : [];
+  const agents = agentsField.split(ITEM);
+  const calls = callsField.split(ITEM);
+  const ranked: Array<{ agent: string; calls: number }> = [];
+  for (let i = 0; i < agents.length; i++) if (agents[i]) ranked.push({ agent: agents[i]!, calls: Number(calls[i]) });
+  ranked.sort((a, b) => b.calls - a.calls || (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0));
+  return ranked.slice(0, USER_AGENTS_CAP).map((r) => r.agent);
 }
 
 /** Decodes service masks (decimal text) into sorted names, once per distinct mask. */

@@ -231,7 +231,7 @@ describe('source aggregates (SQL)', () => {
         const reference = (await s.query<Record<string, unknown>>(sourceAggregateSql({ window }))).map((r) => ({
           key: `${r.access_key_id}|${r.source_kind}|${r.source_ip}|${r.vpc_id}|${r.exempt}`,
           calls: r.calls, days: r.days, firstSeen: r.first_seen, lastSeen: r.last_seen, errorCalls: r.error_calls,
-          services: (r.services as Array<string | null>).filter((x) => x !== null), userAgents: (r.user_agents as Array<string | null>).filter((x) => x !== null),
+          services: ((r.services as Array<string | null> | null) ?? []).filter((x) => x !== null), userAgents: ((r.user_agents as Array<string | null> | null) ?? []).filter((x) => x !== null),
         }));
         const mine = fast.map((r) => ({
           key: `${r.accessKeyId}|${r.sourceKind}|${r.sourceIp}|${r.vpcId}|${r.exempt}`,
