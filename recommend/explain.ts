@@ -183,7 +183,7 @@ function newRuleFix(kind: FixKind, level: 'key' | 'account', vpcId: string | nul
 /** Add the host, or widen one existing entry just enough to take it in; smallest extra space first. */
 function ruleFixes(rule: CompiledRule, level: 'key' | 'account', vpcId: string | null, addr: Address): Fix[] {
   const n = rule.cidrs.length;
-  const where = vpcId ? `the VPC rule for ${vpcId}` : 'the public rule';
+  const where = `${vpcId ? `the VPC rule for ${vpcId}` : 'the public rule'} of the ${level}-level ACL`;
   const host = hostPrefix(addr);
   const addPossible = n < MAX_ENTRIES_PER_ACL;
   const add: Fix = {

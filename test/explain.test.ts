@@ -31,7 +31,7 @@ describe('explaining a call', () => {
     expect(e.fixes[2]!.absorbs).toEqual(['203.0.113.8/30']);
     expect(e.fixes[3]!.absorbs).toEqual(['203.0.113.64/26', '203.0.113.8/30']);
     expect(e.fixes[3]!.broad).toBe(true);
-    expect(e.fixes[0]!.text).toBe('add 203.0.113.13/32 to the public rule (4/50 entries, 46 left)');
+    expect(e.fixes[0]!.text).toBe('add 203.0.113.13/32 to the public rule of the key-level ACL (4/50 entries, 46 left)');
   });
 
   it('widens first when the rule already holds 50 entries', () => {

@@ -95,7 +95,7 @@ describe('keyfence explain', () => {
     expect(history.looks.newSource).toBe(true);
     const text = keyfence('explain', '--key', CI, '--ip', '203.0.113.99', '--acl', join(dir, 'acl.json'));
     expect(text.stdout).toContain('verdict: DENIED (denied-not-in-public-rule)');
-    expect(text.stdout).toContain('* add 203.0.113.99/32 to the public rule (3/50 entries, 47 left)');
+    expect(text.stdout).toContain('* add 203.0.113.99/32 to the public rule of the key-level ACL (3/50 entries, 47 left)');
   });
 
   it('says an ACL cannot be the cause for an STS key', () => {
