@@ -155,9 +155,10 @@ export function renderFindingsText(report: Awaited<ReturnType<typeof loadFinding
   for (const f of report.findings) bySeverity.set(f.severity, (bySeverity.get(f.severity) ?? 0) + 1);
   out.push(`${report.findings.length} finding(s): ${[...bySeverity].map(([s, n]) => `${n} ${s}`).join(', ')}`, '');
   for (const f of report.findings) {
-    out.push(`[${f.severity.toUpperCase()}] ${f.id}  ${f.keyId ?? '(account)'}`);
-    out.push(`  ${f.title}: ${f.detail}`);
-    out.push(`  advice: ${f.advice}`);
+    out.push(`[${f.severity.toUpperCase()}] ${f.id}  ${f.keyId}  ${f.title}`, `  ${f.detail}`);
   }
+  // Advice once per kind of finding, not once per finding.
+  const advice = new Map(report.findings.map((f) => [f.id, f.advice]));
+  out.push('', 'advice:', ...[...advice].map(([id, text]) => `  ${id}: ${text}`));
   return `${out.join('\n')}\n`;
 }
