@@ -243,6 +243,17 @@ describe('keyfence ingest --kafka', () => {
     expect(runRow!.status).toBe('ok');
   }, 90_000);
 
+  it('--ssl reads over TLS from a listener whose certificate the process trusts (NODE_EXTRA_CA_CERTS)', async () => {
+    const topic = 'trail-tls';
+    await createTopic(broker.brokers, topic, 1);
+    const { messages, eventIds } = workload(50, 1, 0);
+    await produce(broker.brokers, topic, messages);
+    const args = ['--kafka', broker.sslBrokers, '--ssl', '--topic', topic, '--group', 'tls', '--db', join(dir, 'tls.duckdb'), '--json'];
+    const result = await finished(ingest(args, { NODE_EXTRA_CA_CERTS: broker.caFile }));
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ read: messages.length, inserted: eventIds.length });
+  }, 60_000);
+
   describe('SASL with the password from KEYFENCE_KAFKA_PASSWORD', () => {
     for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512']) {
       it(`reads through ${mechanism}`, async () => {

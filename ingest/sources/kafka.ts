@@ -373,12 +373,15 @@ function retriesFor(ms: number): number {
 function unreachable(brokers: string[], e: unknown): SourceError {
   const message = e instanceof Error ? e.message : String(e);
   const auth = /SASL|authenticat/i.test(message);
+  const certificate = /certificate|self.signed|CERT_|altnames/i.test(message);
   return new SourceError(`cannot read from Kafka at ${brokers.join(',')}: ${message}`, {
     cause: e,
-    retriable: !auth,
+    retriable: !auth && !certificate,
     hint: auth
       ? 'check --sasl-mechanism, --sasl-username and the password in KEYFENCE_KAFKA_PASSWORD'
-      : 'check --kafka host:port, that the broker is up and reachable, and --ssl if the listener uses TLS',
+      : certificate
+        ? "the broker's TLS certificate is not trusted: add its CA with NODE_EXTRA_CA_CERTS=/path/to/ca.pem"
+        : 'check --kafka host:port, that the broker is up and reachable, and --ssl if the listener uses TLS',
     context: { brokers },
   });
 }

@@ -5,6 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -18,6 +19,10 @@ export interface KafkaBroker {
   brokers: string;
   /** `127.0.0.1:port` of the SASL_PLAINTEXT listener (users: TEST_SASL_USER). */
   saslBrokers: string;
+  /** `127.0.0.1:port` of the SSL listener, whose self-signed certificate (for 127.0.0.1) is in `caFile`. */
+  sslBrokers: string;
+  /** PEM file to trust for the SSL listener (e.g. NODE_EXTRA_CA_CERTS). */
+  caFile: string;
   dataDir: string;
   /** The last lines the broker printed (WARN and above), for error messages. */
   logTail(): string;
@@ -66,17 +71,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function serverProperties(dataDir: string, ports: { plain: number; sasl: number; controller: number }): string {
+interface Ports {
+  plain: number;
+  sasl: number;
+  ssl: number;
+  controller: number;
+}
+
+function serverProperties(dataDir: string, ports: Ports, keystore: { path: string; password: string }): string {
   const { username, password } = TEST_SASL_USER;
   return [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${ports.controller}`,
-    `listeners=PLAINTEXT://127.0.0.1:${ports.plain},SASL_PLAINTEXT://127.0.0.1:${ports.sasl},CONTROLLER://127.0.0.1:${ports.controller}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${ports.plain},SASL_PLAINTEXT://127.0.0.1:${ports.sasl}`,
+    `listeners=PLAINTEXT://127.0.0.1:${ports.plain},SASL_PLAINTEXT://127.0.0.1:${ports.sasl},SSL://127.0.0.1:${ports.ssl},CONTROLLER://127.0.0.1:${ports.controller}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${ports.plain},SASL_PLAINTEXT://127.0.0.1:${ports.sasl},SSL://127.0.0.1:${ports.ssl}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT',
+    'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL',
     `log.dirs=${join(dataDir, 'data')}`,
     'auto.create.topics.enable=false',
     'num.partitions=1',
@@ -97,6 +109,10 @@ function serverProperties(dataDir: string, ports: { plain: number; sasl: number;
     `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${username}="${password}";`,
     'listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
     'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    `ssl.keystore.location=${keystore.path}`,
+    'ssl.keystore.type=PKCS12',
+    `ssl.keystore.password=${keystore.password}`,
+    `ssl.key.password=${keystore.password}`,
     '',
   ].join('\n');
 }
@@ -121,10 +137,13 @@ export async function startKafkaBroker(options: StartBrokerOptions = {}): Promis
   const libDir = ensureKafkaJars(options.libDir ?? defaultKafkaLibDir(), log);
   const heapMiB = options.heapMiB ?? 512;
   const dataDir = mkdtempSync(join(tmpdir(), 'kf-kafka-'));
-  const ports = { plain: await freePort(), sasl: await freePort(), controller: await freePort() };
+  const ports: Ports = { plain: await freePort(), sasl: await freePort(), ssl: await freePort(), controller: await freePort() };
   const propsPath = join(dataDir, 'server.properties');
   const log4jPath = join(dataDir, 'log4j.properties');
-  writeFileSync(propsPath, serverProperties(dataDir, ports));
+  const keystore = { path: join(dataDir, 'broker.p12'), password: randomBytes(12).toString('hex') };
+  const caFile = join(dataDir, 'broker-ca.pem');
+  selfSignedKeystore(keystore, caFile);
+  writeFileSync(propsPath, serverProperties(dataDir, ports, keystore));
   writeFileSync(log4jPath, LOG4J);
 
   const tool = (args: string[]): string => {
@@ -179,10 +198,23 @@ export async function startKafkaBroker(options: StartBrokerOptions = {}): Promis
   return {
     brokers: `127.0.0.1:${ports.plain}`,
     saslBrokers: `127.0.0.1:${ports.sasl}`,
+    sslBrokers: `127.0.0.1:${ports.ssl}`,
+    caFile,
     dataDir,
     logTail: () => tail.slice(-50).join('\n'),
     stop,
   };
+}
+
+/** A throwaway key pair for 127.0.0.1 (keytool ships with the JDK), and its certificate as PEM. */
+function selfSignedKeystore(keystore: { path: string; password: string }, pemPath: string): void {
+  const keytool = (args: string[]): void => {
+    const r = spawnSync('keytool', args, { encoding: 'utf8', timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`keytool ${args[0]} failed (exit ${r.status ?? r.signal}): ${(r.stderr || r.stdout || String(r.error ?? '')).trim()}`);
+  };
+  const store = ['-keystore', keystore.path, '-storetype', 'PKCS12', '-storepass', keystore.password];
+  keytool(['-genkeypair', '-alias', 'broker', '-keyalg', 'RSA', '-keysize', '2048', '-validity', '2', '-dname', 'CN=127.0.0.1', '-ext', 'SAN=IP:127.0.0.1', '-keypass', keystore.password, ...store]);
+  keytool(['-exportcert', '-alias', 'broker', '-rfc', '-file', pemPath, ...store]);
 }
 
 function canConnect(port: number): Promise<boolean> {
