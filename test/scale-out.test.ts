@@ -82,7 +82,7 @@ async function eventCount(db: string): Promise<number> {
 }
 
 describe('scale-out: one consumer group, one database part per process', () => {
-  it('two parts read together give the same profiles and analysis as one database with every event', async () => {
+  it('two parts read together give the same profiles, analysis and proposal as one database with every event', async () => {
     const topic = 'trail-scale-out';
     await createTopic(broker.brokers, topic, 4);
     // 4,000 events; every 10th is also written to another partition, so both parts can hold the same event.
@@ -132,5 +132,15 @@ describe('scale-out: one consumer group, one database part per process', () => {
     expect(fromParts.code, `${fromParts.stderr}${fromParts.stdout}`).toBe(0);
     expect(fromWhole.code, `${fromWhole.stderr}${fromWhole.stdout}`).toBe(0);
     expect(JSON.parse(fromParts.stdout)).toEqual(JSON.parse(fromWhole.stdout));
+
+    const [proposalFromParts, proposalFromWhole] = await Promise.all([
+      keyfence(['recommend', '--db', part1, '--db', part2, ...window]),
+      keyfence(['recommend', '--db', whole, ...window]),
+    ]);
+    expect(proposalFromParts.code, proposalFromParts.stderr).toBe(proposalFromWhole.code);
+    const withoutClock = (text: string): unknown => ({ ...JSON.parse(text), generatedAt: null });
+    const proposal = withoutClock(proposalFromWhole.stdout) as { accessKeys: unknown[] };
+    expect(proposal.accessKeys.length).toBeGreaterThan(0);
+    expect(withoutClock(proposalFromParts.stdout)).toEqual(proposal);
   }, 150_000);
 });
