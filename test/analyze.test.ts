@@ -315,6 +315,15 @@ describe('analysis requests', () => {
     });
   });
 
+  it('says so when the window holds events but none of a permanent key', async () => {
+    await withStore(mainDb, async (s) => {
+      const onlySts = await analyzeStore(s, { from: '2026-11-04T00:30:00Z', to: '2026-11-04T03:30:00Z' });
+      expect(onlySts.profiles).toEqual([]);
+      expect(onlySts.sts?.calls).toBe(2);
+      expect(onlySts.notes).toEqual(['no permanent AccessKey made a call between 2026-11-04T00:30:00Z and 2026-11-04T03:30:00Z: there is nothing to propose']);
+    });
+  });
+
   it('refuses an explicit window that holds no events, saying what the store holds', async () => {
     await withStore(mainDb, async (s) => {
       await expect(analyzeStore(s, { from: '2020-01-01', to: '2020-02-01' })).rejects.toThrow(UsageError);
