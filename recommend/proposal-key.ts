@@ -90,7 +90,7 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   }
   plan.excluded.push(...ungovernedExclusions(profile));
 
-  const { leaks, pools } = classifySources(profile, { window: settings.window, accountProfiles });
+  const { leaks, pools, growth } = classifySources(profile, { window: settings.window, accountProfiles });
   const windowEnd = Date.parse(settings.window.to);
   const graceFrom = windowEnd - settings.minDays * DAY_MS;
   const included = (family: IpFamily, value: bigint): ParsedPrefix | undefined => settings.include.find((p) => inPrefix(p, family, value));
@@ -186,6 +186,12 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     recent.splice(0, recent.length, ...sortByAddress(recent, (r) => r));
     plan.warnings.push(
       `${plural(recent.length, 'source')} first seen in the last ${plural(settings.minDays, 'day')} admitted on little evidence (new egress address, or a one-off?): ${recent.slice(0, 10).join(', ')}${recent.length > 10 ? ', …' : ''}`,
+    );
+  }
+  const admittedGrowth = growth.filter((ip) => plan.publicCandidates.some((c) => c.usage.ip === ip));
+  if (admittedGrowth.length > 0) {
+    plan.warnings.push(
+      `${plural(admittedGrowth.length, 'new source')} far from the key's other networks admitted as growth: ${admittedGrowth.slice(0, 5).join(', ')}${admittedGrowth.length > 5 ? ', …' : ''}; confirm they are yours (a leaked key used quietly until now looks the same)`,
     );
   }
   if (plan.leaks.length > 0) {

@@ -29,7 +29,7 @@ export const SUSPICION_THRESHOLDS = {
   stopGapDays: 2,
   /** …or that carried under this share of the key's daily calls… */
   leakMinorShare: 0.05,
-  /** …or that is a fixed address on a key whose established calls come from dynamic pools at least this much. */
+  /** …or that is a fixed address on a key whose established calls come from shared dynamic pools at least this much. */
   poolOnlyShare: 0.8,
   /** New addresses inside one block of this length are one network (a NAT's addresses) for the minor-share test. */
   networkPrefix: { 4: 24, 6: 48 } as Record<IpFamily, number>,
@@ -38,7 +38,7 @@ export const SUSPICION_THRESHOLDS = {
   /** …and a key with at least this share of short-lived addresses rotates (runners, functions). */
   rotatingKeyShare: 0.5,
   /** Pool member: an address seen on at most this many days (it rotates). */
-  poolMemberMaxDays: 3,
+  poolMemberMaxDays: 7,
   /** A pool needs at least this many rotating addresses in one block (over every key)… */
   poolMinMembers: 3,
   /** …of which at least this many are this key's own. */
@@ -449,7 +449,7 @@ export function sortByAddress<T>(items: readonly T[], text: (item: T) => string)
  * established networks that either fail a lot or call sensitive APIs (loud), or ran for days and then
  * stopped while the key went on being used (quiet). Sources inside a pool are judged only on loudness.
  */
-export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: TimeWindow): SuspiciousSource[] {
+export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: TimeWindow, growth: string[] = []): SuspiciousSource[] {
   const T = SUSPICION_THRESHOLDS;
   const keyStart = ms(profile.firstSeen);
   const governedCalls = profile.publicSources.reduce((n, s) => n + s.calls, 0) + profile.vpcSources.reduce((n, s) => n + s.calls, 0);
@@ -471,9 +471,12 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
 
   // A key whose established traffic all comes from dynamic pools has no fixed egress to grow.
   const establishedCalls = established.reduce((n, s) => n + s.calls, 0);
+  // Only shared pools (a provider's runners or functions, drawn from by several keys) mean "no egress of its
+  // own"; a key's private dynamic line (a branch office) may well add a fixed address.
+  const sharedPools = pools.filter((p) => p.keys.length >= 2);
   const pooledCalls = established.reduce((n, s) => {
     const a = factsOf(s).address;
-    return a && inPool(a.family, a.value) ? n + s.calls : n;
+    return a && sharedPools.some((p) => p.family === a.family && maskValue(a.value, a.family, p.length) === p.base) ? n + s.calls : n;
   }, 0);
   const poolOnly = establishedCalls > 0 && pooledCalls >= T.poolOnlyShare * establishedCalls;
   // A key whose addresses mostly come and go (runners, functions) stops using addresses all the time.
@@ -509,7 +512,10 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
     // On a key of rotating addresses a short run that ended is normal; an address that stays in use is not.
     const offPattern = far && poolOnly && (rotatingKey ? !ended && s.days > T.shortLivedDays : s.days >= T.quietRunMinDays);
     const quiet = far && (stopped || minor || offPattern);
-    if (!loud && !quiet) continue;
+    if (!loud && !quiet) {
+      if (far) growth.push(s.ip);
+      continue;
+    }
     const signals: LeakSignal[] = ['new-source'];
     if (far) signals.push('far-from-key-networks');
     if (highError) signals.push('high-error-share');
@@ -542,13 +548,16 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
 }
 
 /**
- * Both heuristics for one key. Pools first: an address inside a pool is not "far" merely for being new.
- * Pool evidence is shared: pass every key of the account as `accountProfiles` (the same array for every key,
+ * Both heuristics for one key; `growth` lists the new, far sources that did not look like leaks (a reviewer
+ * should still confirm them: a quiet leak still running at the end of the window looks the same). Pools first:
+ * an address inside a pool is not "far" merely for being new. Pool evidence is shared: pass every key of the account as `accountProfiles` (the same array for every key,
  * so the pool index is built once).
  */
-export function classifySources(profile: KeyProfile, context?: SuspicionContext): { leaks: SuspiciousSource[]; pools: PoolGuess[] } {
+export function classifySources(profile: KeyProfile, context?: SuspicionContext): { leaks: SuspiciousSource[]; pools: PoolGuess[]; growth: string[] } {
   const account = context?.accountProfiles ?? [];
   const index = buildPoolIndex(account.includes(profile) ? account : [...account, profile]);
   const pools = guessPools(profile, index);
-  return { leaks: findLeaks(profile, pools.filter((p) => p.vpcId === null), context?.window), pools };
+  const growth: string[] = [];
+  const leaks = findLeaks(profile, pools.filter((p) => p.vpcId === null), context?.window, growth);
+  return { leaks, pools, growth: sortByAddress(growth, (ip) => ip) };
 }

@@ -46,9 +46,12 @@ describe('possible leaks', () => {
     expect(classifySources(profile('LTAIrefused', [...office, refused]), { window: WINDOW }).leaks).toEqual([]);
   });
 
-  it('flags a fixed address that appears on a key otherwise calling only from dynamic pools', () => {
+  it('flags a fixed address that appears on a key otherwise calling only from shared dynamic pools', () => {
     const fc = profile('LTAIfc', [...sparse('47.96.16.0', 20, 20), src('45.33.10.10', 200, 5, 24)]);
-    const { leaks, pools } = classifySources(fc, { window: WINDOW });
+    const other = profile('LTAIfc2', sparse('47.96.16.0', 20, 6, 9));
+    // A key's own dynamic line (no other key draws from it) may gain a fixed address: no signal then.
+    expect(classifySources(fc, { window: WINDOW }).leaks).toEqual([]);
+    const { leaks, pools } = classifySources(fc, { window: WINDOW, accountProfiles: [fc, other] });
     expect(pools.map((p) => p.cidr)).toEqual(['47.96.16.0/20']);
     expect(leaks.map((l) => l.ip)).toEqual(['45.33.10.10']);
     expect(leaks[0]!.signals).toContain('fixed-address-on-pool-key');
