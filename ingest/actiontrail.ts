@@ -291,13 +291,14 @@ const OUTER_STRUCT = JSON.stringify({ event: 'VARCHAR', Events: 'JSON' });
  * showing either, even inside a string value, is left to `normalizeRecord`.
  */
 const LENIENT_JSON_PATTERN = ',[ \\t\\r\\n]*[]}]|[:,[][ \\t\\r\\n]*-?(NaN|Infinity)';
+/** Substrings every such line contains (a comma or whitespace right before a closing bracket, or the words): cheap to look for. */
+const LENIENT_JSON_HINTS = [
+  "',}'", "',]'", "' }'", "' ]'", "chr(9) || '}'", "chr(9) || ']'", "chr(13) || '}'", "chr(13) || ']'", "'NaN'", "'Infinity'",
+];
 
 const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
 /** Canonical dotted-quad IPv4 (what `parseAddress` accepts and prints unchanged). */
 const CANONICAL_V4_PATTERN = `^${OCTET}(\\.${OCTET}){3}$`;
-/** What String.prototype.trim removes. */
-const JS_WHITESPACE = ' \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff';
-
 function sqlLiteral(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
@@ -311,7 +312,6 @@ function sqlLiteral(s: string): string {
  */
 export function fastPathSelectSql(lines: string): string {
   const exempt = `[${exemptServiceList().map(sqlLiteral).join(', ')}]::VARCHAR[]`;
-  const ws = sqlLiteral(JS_WHITESPACE);
   const denial = DEFAULT_DENIAL_PATTERNS.map((p) => `contains(lower(coalesce(error_code, '') || chr(10) || coalesce(error_message, '')), ${sqlLiteral(p.toLowerCase())})`).join(' OR ');
   return `
 WITH parsed AS (
@@ -341,9 +341,11 @@ checked AS (
       AND ascii(event_id) BETWEEN 33 AND 126
       AND regexp_full_match(event_time_text, '[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z')
       AND event_time IS NOT NULL
+      AND (service_name IS NULL OR (ascii(service_name) BETWEEN 33 AND 126 AND ascii(right(service_name, 1)) BETWEEN 33 AND 126))
+      AND (event_source IS NULL OR (ascii(event_source) BETWEEN 33 AND 126 AND ascii(right(event_source, 1)) BETWEEN 33 AND 126))
       AND strlen(line) <= ${MAX_RECORD_CHARS}
       AND NOT contains(line, chr(65533))
-      AND NOT ((contains(line, ',') AND (contains(line, ']') OR contains(line, '}')) OR contains(line, 'NaN') OR contains(line, 'Infinity'))
+      AND NOT ((${LENIENT_JSON_HINTS.map((h) => `contains(line, ${h})`).join(' OR ')})
         AND regexp_matches(line, ${sqlLiteral(LENIENT_JSON_PATTERN)})),
       false) AS ok,
     nullif(u.accessKeyId, '') AS access_key_id, nullif(u.type, '') AS identity_type,
@@ -383,8 +385,8 @@ SELECT
     WHEN access_key_id IS NOT NULL THEN 'permanent' ELSE 'none' END AS key_kind,
   CASE WHEN ok THEN identity_type END,
   CASE WHEN ok THEN nullif(u.accountId, '') END, CASE WHEN ok THEN nullif(u.principalId, '') END, CASE WHEN ok THEN nullif(u.userName, '') END,
-  coalesce(ok AND (list_contains(${exempt}, lower(trim(service_name, ${ws}))) OR list_contains(${exempt}, split_part(lower(trim(event_source, ${ws})), '.', 1))), false) AS exempt,
-  coalesce(ok AND (${denial}), false) AS acl_denied,
+  coalesce(ok AND (list_contains(${exempt}, lower(service_name)) OR list_contains(${exempt}, split_part(lower(event_source), '.', 1))), false) AS exempt,
+  coalesce(ok AND (error_code IS NOT NULL OR error_message IS NOT NULL) AND (${denial}), false) AS acl_denied,
   CASE WHEN ok THEN request_id END,
   $1 AS run_id
 FROM classified`;

@@ -4,7 +4,7 @@
 // files (JSON arrays, files the fast path cannot read, a partly read file) are streamed in batches, each
 // batch committed with its checkpoint.
 import { classifySource, FAST_PATH_MARK, fastPathSelectSql, MAX_RECORD_CHARS, normalizeRecord } from './actiontrail.ts';
-import { sqlString, type Store } from './store.ts';
+import { sqlString, type Checkpoint, type Store } from './store.ts';
 import {
   decodePosition,
   encodePosition,
@@ -77,6 +77,7 @@ export async function ingestFiles(store: Store, paths: string[], options: Ingest
     const totalBytes = files.reduce((n, f) => n + f.size, 0);
     let doneBytes = 0;
     const groupLimit = Number(process.env.KEYFENCE_FAST_GROUP_BYTES ?? FAST_GROUP_BYTES);
+    const checkpoints = await store.getCheckpoints('file:');
     let group: FileInput[] = [];
     let groupBytes = 0;
     const flushGroup = async (): Promise<void> => {
@@ -92,7 +93,7 @@ export async function ingestFiles(store: Store, paths: string[], options: Ingest
       options.onProgress?.(doneBytes, totalBytes);
     };
     for (const file of files) {
-      const plan = await planFile(store, runId, file, options, tally);
+      const plan = await planFile(store, runId, file, checkpoints.get(file.source) ?? null, options, tally);
       if (plan.how === 'fast') {
         group.push(file);
         groupBytes += file.size;
@@ -152,8 +153,7 @@ function fileDone(options: IngestFilesOptions, file: FileInput, how: FileOutcome
 }
 
 /** Decides how a file is read; files with nothing to read (skipped, empty, binary, unreadable) are settled here. */
-async function planFile(store: Store, runId: number, file: FileInput, options: IngestFilesOptions, tally: Tally): Promise<FilePlan> {
-  const checkpoint = await store.getCheckpoint(file.source);
+async function planFile(store: Store, runId: number, file: FileInput, checkpoint: Checkpoint | null, options: IngestFilesOptions, tally: Tally): Promise<FilePlan> {
   const sameFile = checkpoint !== null && checkpoint.fingerprint === file.fingerprint && !options.ignoreCheckpoints;
   if (sameFile && checkpoint.complete) {
     tally.skipped++;
@@ -279,17 +279,15 @@ const FAST_PATH_MAX_LINE_BYTES = 2 * MAX_RECORD_CHARS;
 export const FAST_GROUP_BYTES = 1024 * 1024 * 1024;
 
 /**
- * Every non-empty line of each file (DuckDB's CSV reader skips empty ones) with the file's index as a tag.
- * Lines carry no number: the few that need one (rejected lines) are located afterwards by their text, so
- * DuckDB keeps its freedom to read in parallel and out of order.
+ * Every non-empty line of the files (DuckDB's CSV reader skips empty ones), read in one scan, with the file's
+ * path as its tag. Lines carry no number: the few that need one (rejected lines) are located afterwards by
+ * their text, so DuckDB keeps its freedom to read in parallel and out of order.
  */
-function linesRelation(files: Array<{ file: FileInput; gzip: boolean }>): string {
-  const perFile = files.map(
-    ({ file, gzip }, i) => `SELECT '${i}' AS file_tag, line FROM read_csv(${sqlString(file.absPath)}, columns = {'line': 'VARCHAR'},
+function linesRelation(files: FileInput[], compression: 'gzip' | 'none' | 'auto'): string {
+  const list = `[${files.map((f) => sqlString(f.absPath)).join(', ')}]`;
+  return `(SELECT filename AS file_tag, line FROM read_csv(${list}, columns = {'line': 'VARCHAR'}, filename = true,
       delim = chr(1), quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n', strict_mode = false,
-      compression = '${gzip ? 'gzip' : 'none'}', max_line_size = ${FAST_PATH_MAX_LINE_BYTES})`,
-  );
-  return `(SELECT * FROM (${perFile.join('\n  UNION ALL ')}) WHERE line IS NOT NULL)`;
+      compression = '${compression}', max_line_size = ${FAST_PATH_MAX_LINE_BYTES}) WHERE line IS NOT NULL)`;
 }
 
 /**
@@ -302,7 +300,9 @@ function linesRelation(files: Array<{ file: FileInput; gzip: boolean }>): string
  */
 async function fastPathGroup(store: Store, runId: number, files: FileInput[], tally: Tally, options: IngestFilesOptions): Promise<FileInput[]> {
   try {
+    const started = performance.now();
     const counts = await fastPathTransaction(store, runId, files);
+    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`  group of ${files.length} files committed after ${((performance.now() - started) / 1000).toFixed(2)}s\n`);
     tally.read += counts.read;
     tally.inserted += counts.inserted;
     tally.duplicates += counts.duplicates;
@@ -329,7 +329,12 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
     const after = `rowid > ${Number(before?.max ?? -1)}`;
     const gzipByFile: boolean[] = [];
     for (const file of files) gzipByFile.push((await sniffFile(file.absPath)).gzip);
-    await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation(files.map((file, i) => ({ file, gzip: gzipByFile[i]! }))))}`, [runId]);
+    // DuckDB picks each file's compression by its name: files whose name says otherwise are read one by one.
+    const byName = files.filter((f, i) => gzipByFile[i] === f.absPath.endsWith('.gz'));
+    if (byName.length > 0) await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation(byName, 'auto'))}`, [runId]);
+    for (const [i, f] of files.entries()) {
+      if (!byName.includes(f)) await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation([f], gzipByFile[i] ? 'gzip' : 'none'))}`, [runId]);
+    }
     lap(`insert ${files.length} files`);
     const marks = await store.query<{ kind: string; n: number }>(`SELECT source_kind AS kind, count(*) AS n FROM events WHERE ${after} GROUP BY source_kind`);
     const total = marks.reduce((n, m) => n + m.n, 0);
@@ -351,16 +356,17 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
     let blank = 0;
     const lineOf = new Map<string, Map<string, number[]>>();
     for (const [i, file] of files.entries()) {
-      const mine = deferred.filter((d) => d.file === String(i)).map((d) => d.line);
-      if (mine.length > 0) lineOf.set(String(i), await locateLines(file.absPath, gzipByFile[i]!, mine));
+      const mine = deferred.filter((d) => d.file === file.absPath).map((d) => d.line);
+      if (mine.length > 0) lineOf.set(file.absPath, await locateLines(file.absPath, gzipByFile[i]!, mine));
     }
+    const fileByPath = new Map(files.map((f) => [f.absPath, f]));
     for (const d of deferred) {
       const text = d.line.endsWith('\r') ? d.line.slice(0, -1) : d.line;
       if (text.trim() === '') {
         blank++;
         continue;
       }
-      const file = files[Number(d.file)]!;
+      const file = fileByPath.get(d.file)!;
       // identical lines get their numbers in file order; which copy is which does not matter
       const line = lineOf.get(d.file)?.get(d.line)?.shift() ?? 0;
       const r = recordToResult({ text, line }, file);
@@ -369,9 +375,9 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
     }
     const insertedDeferred = await store.insertEventsInTransaction(runId, events);
     await store.quarantineInTransaction(runId, rejections);
-    for (const file of files) {
-      await store.putCheckpointInTransaction({ source: file.source, position: encodePosition({ records: -1, lines: -1, byte: null }), complete: true, fingerprint: file.fingerprint });
-    }
+    await store.putCheckpointsInTransaction(
+      files.map((file) => ({ source: file.source, position: encodePosition({ records: -1, lines: -1, byte: null }), complete: true, fingerprint: file.fingerprint })),
+    );
     lap('deferred lines and checkpoints');
     const fastEvents = total - deferredCount;
     return {

@@ -282,7 +282,7 @@ export class Store {
     return this.transaction(async () => {
       const inserted = await this.insertEventsInTransaction(batch.runId, batch.events);
       const quarantined = await this.quarantineInTransaction(batch.runId, batch.rejections);
-      for (const cp of batch.checkpoints) await this.putCheckpointInTransaction(cp);
+      await this.putCheckpointsInTransaction(batch.checkpoints);
       return { inserted, duplicates: batch.events.length - inserted, quarantined };
     });
   }
@@ -321,6 +321,29 @@ export class Store {
       [runId, JSON.stringify(rows)],
     );
     return rows.length;
+  }
+
+  /** Writes many checkpoints in one statement; call inside a transaction. */
+  async putCheckpointsInTransaction(cps: CheckpointWrite[]): Promise<void> {
+    if (cps.length === 0) return;
+    const rows = cps.map((cp) => ({ source: cp.source, position: cp.position, complete: cp.complete ?? false, fingerprint: cp.fingerprint ?? null }));
+    await this.run(
+      `INSERT INTO checkpoints (source, position, complete, fingerprint, updated_at)
+       SELECT c.source, c.position, c.complete, c.fingerprint, (now() AT TIME ZONE 'UTC')
+       FROM (SELECT unnest(from_json(?::JSON, '[{"source":"VARCHAR","position":"VARCHAR","complete":"BOOLEAN","fingerprint":"VARCHAR"}]'), recursive := true)) c
+       ON CONFLICT (source) DO UPDATE SET position = excluded.position, complete = excluded.complete,
+         fingerprint = excluded.fingerprint, updated_at = excluded.updated_at`,
+      [JSON.stringify(rows)],
+    );
+  }
+
+  /** Every checkpoint whose source starts with `prefix` (e.g. `file:`), by source. */
+  async getCheckpoints(prefix: string): Promise<Map<string, Checkpoint>> {
+    const rows = await this.query<{ source: string; position: string; complete: boolean; fingerprint: string | null }>(
+      `SELECT source, position, complete, fingerprint FROM checkpoints WHERE starts_with(source, ?)`,
+      [prefix],
+    );
+    return new Map(rows.map((r) => [r.source, { position: r.position, complete: r.complete, fingerprint: r.fingerprint }]));
   }
 
   async putCheckpointInTransaction(cp: CheckpointWrite): Promise<void> {
