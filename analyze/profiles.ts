@@ -301,6 +301,8 @@ function serviceDecoder(plan: AggregatePlan): (field: string) => string[] {
       list = [];
       let mask = BigInt(field);
       for (let i = 0; mask > 0n; i++, mask >>= 1n) if (mask & 1n) list.push(names[i]!);
+      // Shared by every row with the same services: frozen, so a consumer that mutates one fails loudly.
+      Object.freeze(list);
       cache.set(field, list);
     }
     return list;
