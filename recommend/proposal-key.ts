@@ -2,7 +2,7 @@
 import { maskValue, parsePrefix, type Prefix, type ParsedPrefix } from '../model/address.ts';
 import type { Excluded, IpFamily, KeyProfile, SourceUsage, TimeWindow } from '../model/types.ts';
 import { candidateOf, comparePrefix, prefixLookup, type Candidate } from './proposal-rule.ts';
-import { SUSPICION_THRESHOLDS, addressSortKey, classifySources, compareAddressText, sortByAddress, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
+import { SUSPICION_THRESHOLDS, addressSortKey, classifySources, compareAddressText, factsOf, sortByAddress, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -101,8 +101,30 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   const usedPools = new Set<PoolGuess>();
   const recent: string[] = [];
 
-  const admitByCounts = (s: SourceUsage, vpcId?: string): boolean => {
+  // IPv6 privacy addresses change daily inside their /64, the unit an entry admits: judge the /64, not the address.
+  const v6Units = new Map<bigint, { calls: number; days: Set<string>; maxDays: number; firstSeen: string; lastSeen: string }>();
+  for (const s of profile.publicSources) {
+    const a = factsOf(s).address;
+    if (!a || a.family !== 6) continue;
+    const unit = maskValue(a.value, 6, 64);
+    const u = v6Units.get(unit) ?? { calls: 0, days: new Set<string>(), maxDays: 0, firstSeen: s.firstSeen, lastSeen: s.lastSeen };
+    u.calls += s.calls;
+    u.days.add(s.firstSeen.slice(0, 10)).add(s.lastSeen.slice(0, 10));
+    u.maxDays = Math.max(u.maxDays, s.days);
+    if (s.firstSeen < u.firstSeen) u.firstSeen = s.firstSeen;
+    if (s.lastSeen > u.lastSeen) u.lastSeen = s.lastSeen;
+    v6Units.set(unit, u);
+  }
+  const countsOf = (s: SourceUsage, vpcId?: string): { calls: number; days: number; firstSeen: string; lastSeen: string } => {
+    const a = vpcId ? null : factsOf(s).address;
+    const u = a && a.family === 6 ? v6Units.get(maskValue(a.value, 6, 64)) : undefined;
+    // Distinct first/last-seen dates are a lower bound of the /64's active days.
+    return u ? { calls: u.calls, days: Math.max(u.maxDays, u.days.size), firstSeen: u.firstSeen, lastSeen: u.lastSeen } : s;
+  };
+
+  const admitByCounts = (source: SourceUsage, vpcId?: string): boolean => {
     const where = vpcId ? { vpcId } : {};
+    const s = { ...countsOf(source, vpcId), ip: source.ip };
     if (s.calls < settings.minCalls) {
       plan.excluded.push({ source: s.ip, ...where, code: 'below-min-calls', calls: s.calls, reason: `${plural(s.calls, 'call')} (minimum ${settings.minCalls}): too little evidence to admit` });
       return false;
