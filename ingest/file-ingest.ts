@@ -355,9 +355,13 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
     const rejections: Located[] = [];
     let blank = 0;
     const lineOf = new Map<string, Map<string, number[]>>();
-    for (const [i, file] of files.entries()) {
-      const mine = deferred.filter((d) => d.file === file.absPath).map((d) => d.line);
-      if (mine.length > 0) lineOf.set(file.absPath, await locateLines(file.absPath, gzipByFile[i]!, mine));
+    const linesByFile = new Map<string, string[]>();
+    for (const d of deferred) linesByFile.set(d.file, [...(linesByFile.get(d.file) ?? []), d.line]);
+    const toLocate = files.flatMap((file, i) => (linesByFile.has(file.absPath) ? [{ file, gzip: gzipByFile[i]! }] : []));
+    for (let i = 0; i < toLocate.length; i += 4) {
+      const slice = toLocate.slice(i, i + 4);
+      const found = await Promise.all(slice.map(({ file, gzip }) => locateLines(file.absPath, gzip, linesByFile.get(file.absPath)!)));
+      slice.forEach(({ file }, j) => lineOf.set(file.absPath, found[j]!));
     }
     const fileByPath = new Map(files.map((f) => [f.absPath, f]));
     for (const d of deferred) {
