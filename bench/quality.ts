@@ -2,14 +2,16 @@
 // through the real pipeline (normalize → DuckDB store → analyze profiles), the last days are held out, a
 // proposal is made from the days before, and the held-out calls are replayed through the vendor's decision.
 // Several seeds and world shapes check that the defaults generalise; a sweep of the knobs justifies them.
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildWorld, type GroundTruth, type WorldOptions } from '../fixtures/world.ts';
-import { generateEvents } from '../fixtures/events.ts';
-import { normalizeRecord } from '../ingest/actiontrail.ts';
+import { writeHistory } from '../fixtures/write.ts';
 import { Store } from '../ingest/store.ts';
 import { loadProfiles, loadSourceAggregates } from '../analyze/profiles.ts';
 import { isoSeconds } from '../model/window.ts';
-import type { AclProposal, AuditEvent, KeyProfile, TimeWindow } from '../model/types.ts';
+import type { AclProposal, KeyProfile, TimeWindow } from '../model/types.ts';
 import { decide } from '../model/acl-rules.ts';
 import { parseAddress, parsePrefix, prefixContains } from '../model/address.ts';
 import { MAX_ENTRIES_PER_ACL } from '../model/acl-rules.ts';
@@ -32,26 +34,22 @@ export interface Backtest {
   events: number;
 }
 
-/** Ingests a generated world into a fresh store (the store's own batch writer) and reads train profiles + held-out rows. */
+/**
+ * The real pipeline: the generator writes the world's history as ActionTrail files (SLS export lines), the
+ * `keyfence ingest` CLI loads them into a fresh store, analyze reads the train profiles and held-out rows.
+ */
 export async function prepareBacktest(world: WorldOptions, dbPath: string): Promise<Backtest> {
   const w = buildWorld(world);
-  const store = await Store.open(dbPath);
-  let events = 0;
+  const outDir = `${dbPath}.history`;
+  mkdirSync(outDir, { recursive: true });
+  await writeHistory(w, { outDir, format: 'sls-export', gzip: false });
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const ingest = spawnSync(process.execPath, [join(root, 'bin/keyfence.js'), 'ingest', outDir, '--db', dbPath, '--json'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, CI: '1' } });
+  if (ingest.status !== 0 && ingest.status !== 2) throw new Error(`keyfence ingest failed (exit ${ingest.status}): ${ingest.stderr.slice(0, 2000)}`);
+  const summary = JSON.parse(ingest.stdout) as { inserted?: number };
+  rmSync(outDir, { recursive: true, force: true });
+  const store = await Store.open(dbPath, { readOnly: true });
   try {
-    const runId = await store.beginRun('file');
-    let batch: AuditEvent[] = [];
-    const flush = async (): Promise<void> => {
-      if (batch.length === 0) return;
-      await store.writeBatch({ runId, events: batch, rejections: [], checkpoints: [] });
-      events += batch.length;
-      batch = [];
-    };
-    for (const { event } of generateEvents(w)) {
-      const r = normalizeRecord(event);
-      batch.push(...r.events);
-      if (batch.length >= 20_000) await flush();
-    }
-    await flush();
     const end = Date.parse(w.truth.window.to);
     const holdFrom = end - HOLDOUT_DAYS * DAY_MS;
     const train: TimeWindow = { from: isoSeconds(new Date(holdFrom - TRAIN_DAYS * DAY_MS)), to: isoSeconds(new Date(holdFrom)) };
@@ -66,9 +64,9 @@ export async function prepareBacktest(world: WorldOptions, dbPath: string): Prom
       exempt: r.exempt,
       calls: r.calls,
     }));
-    return { truth: w.truth, train, profiles, heldOut, events };
+    return { truth: w.truth, train, profiles, heldOut, events: summary.inserted ?? 0 };
   } finally {
-    await store.close();
+    store.close();
   }
 }
 
@@ -226,7 +224,7 @@ export default async function quality(ctx: BenchContext): Promise<BenchSection> 
   const header = ['History / settings', 'False-deny', 'avoidable', 'Worst key', 'avoidable', 'Public space / true', '/ expressible', 'VPC space / true', 'Leaks admitted', 'Breaches', 'Keys with ACL'];
   const table: string[][] = [header];
   const notes: string[] = [
-    `Train on ${TRAIN_DAYS} days, replay the ${HOLDOUT_DAYS} held-out days after them through model/acl-rules.ts decide(). Pipeline: generated events → ingest/actiontrail.ts normalizeRecord → Store.writeBatch (DuckDB) → analyze/profiles.ts loadProfiles / loadSourceAggregates → recommend → evaluateAgainstTruth.`,
+    `Train on ${TRAIN_DAYS} days, replay the ${HOLDOUT_DAYS} held-out days after them through model/acl-rules.ts decide(). Pipeline: fixtures writeHistory (SLS export files) → \`keyfence ingest\` → analyze/profiles.ts loadProfiles / loadSourceAggregates → recommend → evaluateAgainstTruth.`,
     `Targets (issue 3, default world): false-deny ≤ ${pct(TARGETS.falseDenyShare, 1)}, worst key ≤ ${pct(TARGETS.worstKeyShare, 0)}, admitted public space ≤ ${TARGETS.spaceRatio}× the true space, 0 leaks admitted, 0 limit breaches.`,
     '"avoidable" leaves out denials no proposal made from the training days could prevent: the truth\'s one-off sources, addresses of networks with no address at all in training (late growth that starts in the held-out days, CI ranges never drawn from), and VPCs beyond the seven VPC rules an ACL holds.',
     '"/ expressible": admitted space against the best cover of the true networks within 50 entries and the /16 guardrail. The CI-runner keys use more than 50 ranges, so even the truth cannot be admitted within 1.5× of itself; the ratio against the raw true space is dominated by them.',
