@@ -203,4 +203,12 @@ describe('units', () => {
     const normal = normalizeItems(items('2001:db8::5', '203.0.113.9', '203.0.113.0/24', '2001:db8::7'));
     expect(normal.map((p) => formatPrefix(p))).toEqual(['203.0.113.0/24', '2001:db8::/64']);
   });
+
+  it('keeps an enclosing /16 and drops its nested /17s and addresses when thousands of items take the radix-sorted path', () => {
+    // The /17s come before the /16 in the input: only the sort (by base, then shorter first) puts the /16 ahead.
+    const addresses = Array.from({ length: 3000 }, (_, i) => `198.51.${(i * 7) % 256}.${i % 256}`);
+    const input = items('198.51.128.0/17', '198.51.0.0/17', ...addresses, '198.51.0.0/16', '203.0.113.0/25', '203.0.113.128/25');
+    expect(normalizeItems(input).map((p) => formatPrefix(p))).toEqual(['198.51.0.0/16', '203.0.113.0/25', '203.0.113.128/25']);
+    expect(itemsToUnits(input)).toBe(65536 + 256);
+  });
 });
