@@ -129,7 +129,7 @@ describe('keyfence ingest --kafka', () => {
     const part2 = join(dir, 'crash-part-2.duckdb');
     // Small record batches and small fetches make many small store transactions: the second process joins
     // long before the first could finish, and the kill lands with work still to do.
-    const env = { KEYFENCE_KAFKA_FETCH_BYTES: '16384', KEYFENCE_KAFKA_SESSION_TIMEOUT_MS: '3000' };
+    const env = { KEYFENCE_KAFKA_FETCH_BYTES: '16384', KEYFENCE_KAFKA_SESSION_TIMEOUT_MS: '6000' };
 
     const first = ingest(kafkaArgs(topic, group, part1, '--until-caught-up'), env);
     const second = ingest(kafkaArgs(topic, group, part2, '--until-caught-up'), env);

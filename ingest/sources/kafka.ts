@@ -185,7 +185,12 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
       }
     };
 
-    /** Queues a write (or none, to move the committed offset only) behind the ones in flight. */
+    /**
+     * Queues a write (or none, to move the committed offset only) behind the ones in flight; once it is written,
+     * its commit is queued behind the earlier commits. Commits never hold up fetching: during a rebalance kafkajs
+     * retries a refused commit for seconds, and the group must not wait for that.
+     */
+    let commits: Promise<void> = Promise.resolve();
     const enqueue = (partition: number, next: bigint, write: (() => Promise<void>) | null): void => {
       const entry = tail.then(async () => {
         if (failure) return;
@@ -196,7 +201,7 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
           return;
         }
         advance(partition, next);
-        await commit(partition, next);
+        commits = commits.then(() => commit(partition, next));
       });
       tail = entry;
       inFlight.push(entry);
@@ -280,9 +285,14 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
           delivered.set(partition, next);
           payload.resolveOffset(batch.lastOffset());
           enqueue(partition, next, () => handler.write(prepared, kafkaBatch));
-          while (inFlight.length >= MAX_BATCHES_IN_FLIGHT) {
-            await inFlight[0];
-            await payload.heartbeat().catch(() => undefined);
+          // Back-pressure: wait for the oldest write, heartbeating so a slow write does not cost the membership.
+          while (inFlight.length >= MAX_BATCHES_IN_FLIGHT && payload.isRunning() && !payload.isStale()) {
+            const beat = setInterval(() => void payload.heartbeat().catch(() => undefined), 1_000);
+            try {
+              await inFlight[0];
+            } finally {
+              clearInterval(beat);
+            }
           }
         },
       });
@@ -311,6 +321,7 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
       if (checkTimer) clearInterval(checkTimer);
       // Every batch handed out is written and committed before the group is left.
       await tail;
+      await commits;
       await consumer?.disconnect().catch(() => undefined);
       await admin.disconnect().catch(() => undefined);
     }
