@@ -149,7 +149,7 @@ async function planAggregate(store: Store, query: ProfileQuery): Promise<Aggrega
   const firstDay = query.window.from.slice(0, 10);
   const days = Math.floor((Date.parse(query.window.to) - Date.parse(`${firstDay}T00:00:00Z`)) / DAY_MS) + 1;
   const rows = await store.query<{ s: string }>(`SELECT DISTINCT service_name AS s FROM events WHERE ${scopeSql(query)} AND service_name IS NOT NULL`);
-  const services = rows.map((r) => r.s).sort();
+  const services = rows.map((r) => r.s).sort(compareText);
   const serviceMask = maskTypeFor(services.length);
   return { firstDay, dayMask: maskTypeFor(days), services: serviceMask ? services : null, serviceMask };
 }
@@ -283,15 +283,35 @@ function rankUserAgents(agentsField: string, callsField: string): string[] {
   if (!agentsField.includes(ITEM)) return agentsField ? [agentsField] : [];
   const agents = agentsField.split(ITEM);
   const calls = callsField.split(ITEM);
-  const ranked: Array<{ agent: string; calls: number }> = [];
-  for (let i = 0; i < agents.length; i++) if (agents[i]) ranked.push({ agent: agents[i]!, calls: Number(calls[i]) });
-  ranked.sort((a, b) => b.calls - a.calls || (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0));
-  return ranked.slice(0, USER_AGENTS_CAP).map((r) => r.agent);
+  const counted: UserAgentCalls[] = [];
+  for (let i = 0; i < agents.length; i++) if (agents[i]) counted.push({ agent: agents[i]!, calls: Number(calls[i]) });
+  return topUserAgents(counted);
+}
+
+/** One user agent of a source and the calls it made. */
+export interface UserAgentCalls {
+  agent: string;
+  calls: number;
+}
+
+/** The text order of every list field (services, tie-breaks): UTF-16 code units, as `Array.prototype.sort`. */
+export function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The user-agent ranking every engine applies: most calls first, ties by text. */
+export function compareUserAgentCalls(a: UserAgentCalls, b: UserAgentCalls): number {
+  return b.calls - a.calls || compareText(a.agent, b.agent);
+}
+
+/** The first USER_AGENTS_CAP agents by `compareUserAgentCalls` (sorts `counted` in place). */
+export function topUserAgents(counted: UserAgentCalls[]): string[] {
+  return counted.sort(compareUserAgentCalls).slice(0, USER_AGENTS_CAP).map((r) => r.agent);
 }
 
 /** Decodes service masks (decimal text) into sorted names, once per distinct mask. */
 function serviceDecoder(plan: AggregatePlan): (field: string) => string[] {
-  if (!plan.serviceMask || !plan.services) return (field) => (field ? field.split(ITEM) : []);
+  if (!plan.serviceMask || !plan.services) return (field) => (field ? field.split(ITEM).sort(compareText) : []);
   const names = plan.services;
   const cache = new Map<string, string[]>();
   return (field) => {

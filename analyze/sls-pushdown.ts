@@ -21,7 +21,7 @@ import { DEFAULT_DENIAL_PATTERNS, isExemptService, SENSITIVE_APIS } from '../mod
 import { SourceError, UsageError } from '../model/errors.ts';
 import type { IpFamily, KeyKind, KeyProfile, SourceKind, TimeWindow } from '../model/types.ts';
 import { isoSeconds, parseDuration, parseInstant } from '../model/window.ts';
-import { buildProfiles, USER_AGENTS_CAP, type SourceAggregateRow } from './profiles.ts';
+import { buildProfiles, compareText, topUserAgents, type SourceAggregateRow } from './profiles.ts';
 
 /** The service's cap on analytic result rows, and on one `LIMIT offset, n` page. */
 export const SLS_MAX_ROWS = 1_000_000;
@@ -150,7 +150,8 @@ interface Folded {
   row: SourceAggregateRow;
   days: Set<string>;
   services: Set<string>;
-  agents: Set<string>;
+  /** Calls per user agent, summed over the SLS groups (services, endpoints) that fold into this row. */
+  agents: Map<string, number>;
 }
 
 /** How ingest would classify the events of one SLS group, and the identity of the aggregate row it lands in. */
@@ -198,7 +199,7 @@ export function foldSlsAggregates(daily: SlsRow[], agents: SlsRow[], query: Pick
           sourceKind: c.sourceKind, sourceIp: c.sourceIp, ipFamily: c.ipFamily, vpcId: c.vpcId, exempt: c.exempt,
           calls: 0, days: 0, firstSeen: first, lastSeen: last, errorCalls: 0, deniedCalls: 0, sensitiveCalls: 0, services: [], userAgents: [],
         },
-        days: new Set(), services: new Set(), agents: new Set(),
+        days: new Set(), services: new Set(), agents: new Map(),
       };
       folded.set(c.id, f);
     }
@@ -222,13 +223,13 @@ export function foldSlsAggregates(daily: SlsRow[], agents: SlsRow[], query: Pick
     const f = folded.get(c.id);
     const agent = value(r, 'k_ua');
     if (!f || agent === null) continue;
-    f.agents.add(agent);
+    f.agents.set(agent, (f.agents.get(agent) ?? 0) + count(r, 'calls'));
   }
   const rows = [...folded.values()].map((f) => ({
     ...f.row,
     days: f.days.size,
-    services: [...f.services].sort(),
-    userAgents: [...f.agents].sort().slice(0, USER_AGENTS_CAP),
+    services: [...f.services].sort(compareText),
+    userAgents: topUserAgents([...f.agents].map(([agent, calls]) => ({ agent, calls }))),
   }));
   return rows.sort((a, b) => (a.accessKeyId < b.accessKeyId ? -1 : a.accessKeyId > b.accessKeyId ? 1 : 0));
 }

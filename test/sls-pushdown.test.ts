@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadProfilesViaSls, loadSourceAggregatesViaSls, type SlsAggregateQuery } from '../analyze/sls-pushdown.ts';
+import { foldSlsAggregates, loadProfilesViaSls, loadSourceAggregatesViaSls, type SlsAggregateQuery } from '../analyze/sls-pushdown.ts';
 import { loadProfiles, loadSourceAggregates, type SourceAggregateRow } from '../analyze/profiles.ts';
 import { runSlsIngest } from '../bin/commands/ingest-sls.ts';
 import { connectSls, type SlsConnection } from '../ingest/sources/sls.ts';
@@ -132,5 +132,24 @@ describe('analyze --engine sls (push-down)', () => {
     const remote = await withServer([], (conn) => loadSourceAggregatesViaSls(conn, query));
     expect(new Set(remote.map((r) => r.accessKeyId))).toEqual(new Set(keys));
     expect(sortRows(remote)).toEqual(sortRows(local));
+  });
+});
+
+describe('folding SLS rows (pure)', () => {
+  it('ranks user agents as the local engine does: calls summed over services, most first, ties by text, at most five', () => {
+    const group = { k_ak: 'LTAItie', k_itype: 'ram-user', k_ip: '203.0.113.5', k_vpc: 'null', k_esrc: 'null' };
+    const daily = ['Ecs', 'Ram'].map((svc) => ({
+      ...group, k_svc: svc, k_day: '2026-11-02', calls: '8', first_seen: '2026-11-02T01:00:00Z', last_seen: '2026-11-02T02:00:00Z',
+      error_calls: '0', denied_calls: '0', sensitive_calls: '0', user_name: 'tie', account_id: '1',
+    }));
+    const agent = (svc: string, ua: string, calls: number) => ({ ...group, k_svc: svc, k_ua: ua, calls: String(calls) });
+    const agents = [
+      agent('Ecs', 'c-agent', 3), agent('Ram', 'b-agent', 2), agent('Ecs', 'b-agent', 2), agent('Ram', 'a-agent', 3),
+      agent('Ram', 'f-agent', 1), agent('Ecs', 'e-agent', 1), agent('Ecs', 'd-agent', 1),
+    ];
+    const [row] = foldSlsAggregates(daily, agents, {});
+    expect(row!.calls).toBe(16);
+    expect(row!.services).toEqual(['Ecs', 'Ram']);
+    expect(row!.userAgents).toEqual(['b-agent', 'a-agent', 'c-agent', 'd-agent', 'e-agent']);
   });
 });
