@@ -284,7 +284,6 @@ const EVENT_STRUCT = JSON.stringify({
   errorCode: 'VARCHAR', errorMessage: 'VARCHAR', requestId: 'VARCHAR', userIdentity: 'JSON',
 });
 const IDENTITY_STRUCT = JSON.stringify({ type: 'VARCHAR', accessKeyId: 'VARCHAR', accountId: 'VARCHAR', principalId: 'VARCHAR', userName: 'VARCHAR' });
-const OUTER_STRUCT = JSON.stringify({ event: 'VARCHAR', Events: 'JSON' });
 
 /**
  * DuckDB's JSON reader accepts trailing commas and NaN/Infinity, which JSON (and JSON.parse) does not: a line
@@ -313,14 +312,17 @@ function sqlLiteral(s: string): string {
 export function fastPathSelectSql(lines: string): string {
   const exempt = `[${exemptServiceList().map(sqlLiteral).join(', ')}]::VARCHAR[]`;
   const denial = DEFAULT_DENIAL_PATTERNS.map((p) => `contains(lower(coalesce(error_code, '') || chr(10) || coalesce(error_message, '')), ${sqlLiteral(p.toLowerCase())})`).join(' OR ');
+  // Rows that are not ok are placeholders, deleted in the same transaction: only their NOT NULL columns,
+  // event_id, error_message (the raw line) and event_source (the file) matter, so the rest is not masked.
   return `
 WITH parsed AS (
-  SELECT file_tag, line, o,
+  SELECT file_tag, line, outer_fields,
     CASE
-      WHEN o.event IS NOT NULL THEN CASE WHEN starts_with(o.event, '{') THEN try(json_transform(o.event, ${sqlLiteral(EVENT_STRUCT)})) END
-      WHEN o IS NOT NULL AND o."Events" IS NULL AND starts_with(line, '{') AND NOT contains(line, '"event.') THEN try(json_transform(line, ${sqlLiteral(EVENT_STRUCT)}))
+      WHEN outer_fields[1] IS NOT NULL THEN CASE WHEN starts_with(outer_fields[1], '{') AND json_valid(outer_fields[1]) THEN json_transform(outer_fields[1], ${sqlLiteral(EVENT_STRUCT)}) END
+      WHEN outer_fields IS NOT NULL AND outer_fields[2] IS NULL AND starts_with(line, '{') AND NOT contains(line, '"event.') THEN json_transform(line, ${sqlLiteral(EVENT_STRUCT)})
     END AS e
-  FROM (SELECT file_tag, line, try(json_transform(line, ${sqlLiteral(OUTER_STRUCT)})) AS o FROM ${lines})
+  -- json_valid first: try() would redo every vector holding one bad line row by row
+  FROM (SELECT file_tag, line, CASE WHEN json_valid(line) THEN json_extract_string(line, ['$.event', '$.Events']) END AS outer_fields FROM ${lines})
 ),
 fields AS (
   SELECT file_tag, line,
@@ -352,42 +354,42 @@ checked AS (
     regexp_full_match(ip, ${sqlLiteral(CANONICAL_V4_PATTERN)}) AS v4
   FROM fields
 ),
+octets AS (
+  SELECT *,
+    CASE WHEN v4 THEN CAST(split_part(ip, '.', 1) AS INTEGER) END AS o1,
+    CASE WHEN v4 THEN CAST(split_part(ip, '.', 2) AS INTEGER) END AS o2
+  FROM checked
+),
 classified AS (
   SELECT *,
     CASE
       WHEN ip IS NULL THEN 'invalid'
       WHEN v4 THEN CASE
         WHEN vpc_id IS NOT NULL THEN 'vpc'
-        WHEN CAST(split_part(ip, '.', 1) AS INTEGER) IN (0, 10, 127) OR CAST(split_part(ip, '.', 1) AS INTEGER) >= 224
-          OR (CAST(split_part(ip, '.', 1) AS INTEGER) = 172 AND CAST(split_part(ip, '.', 2) AS INTEGER) BETWEEN 16 AND 31)
-          OR (CAST(split_part(ip, '.', 1) AS INTEGER) = 192 AND CAST(split_part(ip, '.', 2) AS INTEGER) = 168)
-          OR (CAST(split_part(ip, '.', 1) AS INTEGER) = 100 AND CAST(split_part(ip, '.', 2) AS INTEGER) BETWEEN 64 AND 127)
-          OR (CAST(split_part(ip, '.', 1) AS INTEGER) = 169 AND CAST(split_part(ip, '.', 2) AS INTEGER) = 254) THEN 'internal'
+        WHEN o1 IN (0, 10, 127) OR o1 >= 224 OR (o1 = 172 AND o2 BETWEEN 16 AND 31) OR (o1 = 192 AND o2 = 168)
+          OR (o1 = 100 AND o2 BETWEEN 64 AND 127) OR (o1 = 169 AND o2 = 254) THEN 'internal'
         ELSE 'public' END
       WHEN ip = 'internal' THEN 'internal'
       WHEN regexp_full_match(ip, ${sqlLiteral(SERVICE_HOST_PATTERN)}) AND NOT regexp_full_match(ip, ${sqlLiteral(MASKED_PATTERN)}) THEN 'service'
       ELSE '${FAST_PATH_MARK.pendingSource}'
     END AS source_kind
-  FROM checked
+  FROM octets
 )
 SELECT
   CASE WHEN ok THEN event_id ELSE chr(1) || file_tag END AS event_id,
   CASE WHEN ok THEN event_time ELSE TIMESTAMP '1970-01-01' END AS event_time,
-  CASE WHEN ok THEN event_name END, CASE WHEN ok THEN event_source ELSE file_tag END, CASE WHEN ok THEN service_name END,
-  CASE WHEN ok THEN event_type END, CASE WHEN ok THEN region END,
-  CASE WHEN ok THEN ip END AS source_ip,
-  CASE WHEN NOT ok THEN '${FAST_PATH_MARK.deferred}' ELSE source_kind END AS source_kind,
-  CASE WHEN ok AND v4 THEN 4 END AS ip_family,
-  CASE WHEN ok THEN vpc_id END, CASE WHEN ok THEN user_agent END, CASE WHEN ok THEN error_code END,
+  event_name, CASE WHEN ok THEN event_source ELSE file_tag END, service_name, event_type, region, ip AS source_ip,
+  CASE WHEN ok THEN source_kind ELSE '${FAST_PATH_MARK.deferred}' END AS source_kind,
+  CASE WHEN v4 THEN 4 END AS ip_family,
+  vpc_id, user_agent, error_code,
   CASE WHEN ok THEN error_message ELSE line END AS error_message,
-  CASE WHEN ok THEN access_key_id END,
-  CASE WHEN NOT ok THEN 'none' WHEN starts_with(coalesce(access_key_id, ''), 'STS.') OR identity_type = 'assumed-role' THEN 'sts'
+  access_key_id,
+  CASE WHEN starts_with(coalesce(access_key_id, ''), 'STS.') OR identity_type = 'assumed-role' THEN 'sts'
     WHEN access_key_id IS NOT NULL THEN 'permanent' ELSE 'none' END AS key_kind,
-  CASE WHEN ok THEN identity_type END,
-  CASE WHEN ok THEN nullif(u.accountId, '') END, CASE WHEN ok THEN nullif(u.principalId, '') END, CASE WHEN ok THEN nullif(u.userName, '') END,
-  coalesce(ok AND (list_contains(${exempt}, lower(service_name)) OR list_contains(${exempt}, split_part(lower(event_source), '.', 1))), false) AS exempt,
-  coalesce(ok AND (error_code IS NOT NULL OR error_message IS NOT NULL) AND (${denial}), false) AS acl_denied,
-  CASE WHEN ok THEN request_id END,
+  identity_type, nullif(u.accountId, ''), nullif(u.principalId, ''), nullif(u.userName, ''),
+  coalesce(list_contains(${exempt}, lower(service_name)) OR list_contains(${exempt}, split_part(lower(event_source), '.', 1)), false) AS exempt,
+  coalesce((error_code IS NOT NULL OR error_message IS NOT NULL) AND (${denial}), false) AS acl_denied,
+  request_id,
   $1 AS run_id
 FROM classified`;
 }
