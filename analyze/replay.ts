@@ -5,6 +5,7 @@ import { sqlString, type Store } from '../ingest/store.ts';
 import type { KeyKind, SourceKind, TimeWindow } from '../model/types.ts';
 import { SENSITIVE_APIS } from '../model/acl-rules.ts';
 import type { SourceAggregate } from '../recommend/simulate.ts';
+import { hasRollup, loadRollupLastSeen } from './rollup.ts';
 
 /** STS keys are folded into one pseudo key: each session has its own ID, and none is ever governed. */
 export const STS_KEY_PLACEHOLDER = 'STS.*';
@@ -95,21 +96,25 @@ SELECT string_agg(line, chr(30)) AS chunk FROM (
   return out;
 }
 
-/** Last call per permanent key over the whole store (dormancy). */
+/** Last call per permanent key over the whole store, pruned history (the rollup) included (dormancy). */
 export async function loadKeyLastSeen(store: Store): Promise<Map<string, string>> {
   const rows = await store.query<{ key: string; last: string }>(`
     SELECT access_key_id AS key, max(event_time) AS last FROM events
     WHERE access_key_id IS NOT NULL AND key_kind = 'permanent' GROUP BY 1`);
-  return new Map(rows.map((r) => [r.key, r.last]));
+  const lastSeen = new Map(rows.map((r) => [r.key, r.last]));
+  // Kept events are all newer than pruned ones: the rollup only speaks for keys with no kept event.
+  for (const [key, last] of await loadRollupLastSeen(store)) if (!lastSeen.has(key)) lastSeen.set(key, last);
+  return lastSeen;
 }
 
 /**
  * The AccessKey IDs the store has seen, among `candidates` when given (validating ACL files: an unknown key is
- * a typo or the wrong store).
+ * a typo or the wrong store). Keys whose every event was pruned count as seen: the rollup holds them.
  */
 export async function loadKnownKeys(store: Store, candidates?: readonly string[]): Promise<Set<string>> {
   if (candidates && candidates.length === 0) return new Set();
   const filter = candidates ? `access_key_id IN (${candidates.map(sqlString).join(', ')})` : 'access_key_id IS NOT NULL';
-  const rows = await store.query<{ key: string }>(`SELECT DISTINCT access_key_id AS key FROM events WHERE ${filter}`);
+  const pruned = (await hasRollup(store)) ? ` UNION SELECT access_key_id AS key FROM source_rollup WHERE ${filter} AND key_kind <> 'sts'` : '';
+  const rows = await store.query<{ key: string }>(`SELECT DISTINCT access_key_id AS key FROM events WHERE ${filter}${pruned}`);
   return new Set(rows.map((r) => r.key));
 }

@@ -14,7 +14,7 @@ import {
   type AclsInForce,
 } from './acl-rules.ts';
 import { InvalidInputError } from './errors.ts';
-import type { AclProposal, AclRules, AclStatus } from './types.ts';
+import type { AclProposal, AclRules, AclStatus, Excluded } from './types.ts';
 
 export type AclFileShape = 'proposal' | 'ims';
 
@@ -330,4 +330,11 @@ export function overlayAcls(inForce: AclsInForce, proposal: AclsInForce): AclsIn
   const keyLevel = new Map(inForce.keyLevel);
   for (const [key, acl] of proposal.keyLevel) keyLevel.set(key, acl);
   return { accountLevel: proposal.accountLevel ?? inForce.accountLevel, keyLevel };
+}
+
+/** What a proposal file leaves out on purpose, per key (ACLs-in-force documents have none). */
+export function proposalExclusions(file: LoadedAcls | null): Map<string, Excluded[]> {
+  const out = new Map<string, Excluded[]>();
+  for (const key of file?.proposal?.accessKeys ?? []) if (Array.isArray(key.excluded)) out.set(key.accessKeyId, key.excluded);
+  return out;
 }

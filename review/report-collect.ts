@@ -10,12 +10,11 @@ import type { Store } from '../ingest/store.ts';
 import { analyzeStore, type AnalysisResult } from '../analyze/analysis.ts';
 import { buildFindings, DEFAULT_FINDINGS_OPTIONS, loadLastCalls, mergeLastCalls, type Finding, type FindingsOptions, type KeyLastCall } from '../analyze/findings.ts';
 import { loadDailyActivity, type DailyActivityRow } from '../analyze/profiles.ts';
-import { loadKeyLastSeen, loadKnownKeys, loadReplayRows } from '../analyze/replay.ts';
-import { resolveStoreWindow } from '../analyze/window.ts';
+import { driftSinceApproval, type DriftResult } from '../analyze/drift.ts';
+import { loadKnownKeys } from '../analyze/replay.ts';
+import { loadRollupLastSeen, prunedBefore } from '../analyze/rollup.ts';
 import { DEFAULT_RECOMMEND_OPTIONS, recommend, type RecommendOptions } from '../recommend/proposal.ts';
-import { decideRows, drift, keysWithDenials, leakJudgeFromRows, type DriftReport } from '../recommend/simulate.ts';
 import { parseApprovalRecord, verify, type VerifyResult } from './approve.ts';
-import { loadRollupLastSeen, loadRollupRows, mergeRollupRows, prunedBefore } from './retention.ts';
 
 export interface ReviewOptions {
   /** Lookback of the analysis (default 30d). */
@@ -31,12 +30,7 @@ export interface ReviewOptions {
   now: Date;
 }
 
-export interface DriftResult extends DriftReport {
-  recentWindow: TimeWindow;
-  usageWindow: TimeWindow;
-  unusedDays: number;
-  dormant: Array<{ accessKeyId: string; lastSeen: string | null }>;
-}
+export type { DriftResult } from '../analyze/drift.ts';
 
 export interface ApprovalInfo {
   file: string;
@@ -94,7 +88,6 @@ export async function readApproval(store: Store, file: string): Promise<Approval
   }
   const loaded = parseAclText(text, { source: file });
   const known = await loadKnownKeys(store, loaded.namedKeys);
-  for (const k of (await loadRollupLastSeen(store)).keys()) known.add(k);
   const acls = loaded.namedKeys.every((k) => known.has(k)) ? loaded : parseAclText(text, { source: file, knownKeys: known });
   const value = JSON.parse(text) as Record<string, unknown>;
   if (value && value.kind === 'keyfence-approval') {
@@ -102,23 +95,4 @@ export async function readApproval(store: Store, file: string): Promise<Approval
     return { file, approvedBy: record.approvedBy, approvedAt: record.approvedAt, seal: verify(record), acls };
   }
   return { file, approvedBy: null, approvedAt: null, seal: null, acls };
-}
-
-/**
- * Drift as `keyfence drift` computes it (recommend/simulate.ts `drift` over replay rows), with the usage
- * window reaching into rolled-up history when events were pruned.
- */
-export async function driftSinceApproval(store: Store, approved: LoadedAcls, options: { since: string; unusedDays: number }): Promise<DriftResult> {
-  const recentWindow = await resolveStoreWindow(store, { since: options.since }, '1d');
-  const usageWindow = await resolveStoreWindow(store, { since: `${options.unusedDays}d` }, '30d');
-  const recentRows = await loadReplayRows(store, { window: recentWindow });
-  const usageRows = mergeRollupRows(await loadReplayRows(store, { window: usageWindow }), await loadRollupRows(store, usageWindow));
-  const [judgeRows, judgeWindow] = recentWindow.from < usageWindow.from ? [recentRows, recentWindow] : [usageRows, usageWindow];
-  const judge = leakJudgeFromRows(judgeRows, { window: judgeWindow, keys: keysWithDenials(recentRows, decideRows(approved.inForce, recentRows)) });
-  const covered = approved.proposal?.accountLevel?.coveredKeys ?? [];
-  const report = drift({ approved: approved.inForce, approvedKeys: [...approved.keyLevel.keys(), ...covered], recentRows, usageRows, judge });
-  const lastSeen = await loadKeyLastSeen(store);
-  for (const [k, t] of await loadRollupLastSeen(store)) if (!lastSeen.has(k)) lastSeen.set(k, t);
-  const dormant = report.dormantKeys.map((k) => ({ accessKeyId: k, lastSeen: lastSeen.get(k) ?? null }));
-  return { ...report, recentWindow, usageWindow, unusedDays: options.unusedDays, dormant };
 }

@@ -9,8 +9,10 @@ import { analyzeStore } from '../analyze/analysis.ts';
 import { loadReplayRows } from '../analyze/replay.ts';
 import { DEFAULT_RECOMMEND_OPTIONS, recommend } from '../recommend/proposal.ts';
 import { approve } from '../review/approve.ts';
-import { driftSinceApproval, readApproval } from '../review/report-collect.ts';
-import { loadRollupLastSeen, loadRollupRows, pruneCutoff, pruneEvents, prunedBefore } from '../review/retention.ts';
+import { driftSinceApproval } from '../analyze/drift.ts';
+import { loadRollupLastSeen, loadRollupRows, prunedBefore } from '../analyze/rollup.ts';
+import { readApproval } from '../review/report-collect.ts';
+import { pruneCutoff, pruneEvents } from '../review/retention.ts';
 import { DEMO_TRAIL, tempDir } from './report-helpers.ts';
 
 const DAY = 86_400_000;

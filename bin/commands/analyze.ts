@@ -5,7 +5,7 @@ import type { KeyProfile } from '../../model/types.ts';
 import { Store } from '../../ingest/store.ts';
 import { analyzeStore, hasGovernedTraffic, type AnalysisResult } from '../../analyze/analysis.ts';
 import { DEFAULT_FINDINGS_OPTIONS, findingsExitCode, loadFindings } from '../../analyze/findings.ts';
-import { loadRollupLastSeen } from '../../review/retention.ts';
+import { loadRollupLastSeen } from '../../analyze/rollup.ts';
 import { action, printJson, resolveDbPaths, withCommonOptions } from '../common.ts';
 
 function collect(value: string, previous: string[] | undefined): string[] {

@@ -3,18 +3,19 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parseAddress } from '../../model/address.ts';
-import { overlayAcls, parseAclText, type LoadedAcls } from '../../model/acl-file.ts';
+import { overlayAcls, parseAclText, proposalExclusions, type LoadedAcls } from '../../model/acl-file.ts';
 import type { AclsInForce } from '../../model/acl-rules.ts';
 import { EXIT, InvalidInputError, UsageError } from '../../model/errors.ts';
-import type { Excluded, TimeWindow } from '../../model/types.ts';
+import type { TimeWindow } from '../../model/types.ts';
 import { Store } from '../../ingest/store.ts';
 import { resolveStoreWindow } from '../../analyze/window.ts';
 import { loadSourceHistory, type SourceHistory } from '../../analyze/history.ts';
 import { loadDenials, type DenialGroup } from '../../analyze/denials.ts';
-import { loadKeyLastSeen, loadKnownKeys, loadReplayRows } from '../../analyze/replay.ts';
+import { loadKnownKeys, loadReplayRows } from '../../analyze/replay.ts';
+import { driftSinceApproval } from '../../analyze/drift.ts';
 import { backtest, parseTruth, type BacktestReport, type GroundTruth } from '../../analyze/backtest.ts';
 import { explainCall, type Explanation } from '../../recommend/explain.ts';
-import { breaksLegitimateTraffic, decideRows, drift, keysWithDenials, leakJudgeFromRows, simulate, withProposalExclusions, type DriftReport, type SimulationReport } from '../../recommend/simulate.ts';
+import { breaksLegitimateTraffic, decideRows, keysWithDenials, leakJudgeFromRows, simulate, withProposalExclusions, type DriftReport, type SimulationReport } from '../../recommend/simulate.ts';
 import { action, durationOption, printJson, resolveDbPaths, withCommonOptions } from '../common.ts';
 
 interface CommonFlags {
@@ -109,13 +110,6 @@ async function readAcls(path: string, store: Store): Promise<LoadedAcls> {
   const known = await loadKnownKeys(store, loaded.namedKeys);
   // Read again against the keys the store knows: the first unknown one is reported with its exact path.
   return known.size === loaded.namedKeys.length ? loaded : parseAclText(text, { source: path, knownKeys: known });
-}
-
-/** What a proposal file leaves out on purpose, per key (an ACLs-in-force file has none). */
-function exclusionsOf(file: LoadedAcls | null): Map<string, Excluded[]> {
-  const out = new Map<string, Excluded[]>();
-  for (const key of file?.proposal?.accessKeys ?? []) if (Array.isArray(key.excluded)) out.set(key.accessKeyId, key.excluded);
-  return out;
 }
 
 function positiveInt(name: string, text: string): number {
@@ -270,7 +264,7 @@ async function simulateCommand(proposalPath: string | undefined, flags: Simulate
     const window = await resolveStoreWindow(store, { since: flags.since }, '30d');
     const rows = await loadReplayRows(store, { window });
     const verdicts = decideRows(acls, rows);
-    const judge = withProposalExclusions(leakJudgeFromRows(rows, { window, keys: keysWithDenials(rows, verdicts) }), exclusionsOf(proposalFile));
+    const judge = withProposalExclusions(leakJudgeFromRows(rows, { window, keys: keysWithDenials(rows, verdicts) }), proposalExclusions(proposalFile));
     const report = simulate(acls, rows, { judge, examplesPerKey, verdicts });
     const breaks = breaksLegitimateTraffic(report);
     if (flags.json) printJson({ window, breaksLegitimateTraffic: breaks, ...report });
@@ -388,19 +382,7 @@ async function driftCommand(flags: DriftFlags): Promise<number> {
   try {
     const approved = await readAcls(flags.approved, store);
     const inForce = flags.acl ? (await readAcls(flags.acl, store)).inForce : null;
-    const acls = inForce ? overlayAcls(inForce, approved.inForce) : approved.inForce;
-    const recentWindow = await resolveStoreWindow(store, { since: flags.since }, '1d');
-    const usageWindow = await resolveStoreWindow(store, { since: `${unusedDays}d` }, '30d');
-    const recentRows = await loadReplayRows(store, { window: recentWindow });
-    const usageRows = await loadReplayRows(store, { window: usageWindow });
-    // Judge new sources against the longer of the two windows: "new" needs history to be new against.
-    const [judgeRows, judgeWindow] = recentWindow.from < usageWindow.from ? [recentRows, recentWindow] : [usageRows, usageWindow];
-    const judge = withProposalExclusions(leakJudgeFromRows(judgeRows, { window: judgeWindow, keys: keysWithDenials(recentRows, decideRows(acls, recentRows)) }), exclusionsOf(approved));
-    const covered = approved.proposal?.accountLevel?.coveredKeys ?? [];
-    const entryScopes = new Set([...approved.keyLevel.keys(), ...(approved.accountLevel ? ['account'] : [])]);
-    const report = drift({ approved: acls, approvedKeys: [...approved.keyLevel.keys(), ...covered], recentRows, usageRows, judge, entryScopes });
-    const lastSeen = await loadKeyLastSeen(store);
-    const dormant = report.dormantKeys.map((k) => ({ accessKeyId: k, lastSeen: lastSeen.get(k) ?? null }));
+    const { dormant, recentWindow, usageWindow, unusedDays: _unused, ...report } = await driftSinceApproval(store, approved, { since: flags.since, unusedDays, inForce });
     if (flags.json) printJson({ recentWindow, usageWindow, ...report, dormantKeys: dormant });
     else out(driftText(report, dormant, recentWindow, unusedDays));
     return report.needsAttention ? EXIT.ATTENTION : EXIT.OK;
