@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { normalizeRecord } from '../../ingest/actiontrail.ts';
 import { Store } from '../../ingest/store.ts';
-import { createKafkaSource, parseBrokerList, SASL_MECHANISMS, type KafkaBatch, type KafkaSource, type KafkaSourceOptions, type SaslMechanism } from '../../ingest/sources/kafka.ts';
+import { createKafkaSource, parseBrokerList, SASL_MECHANISMS, type KafkaBatch, type KafkaConsumeResult, type KafkaSource, type KafkaSourceOptions, type SaslMechanism } from '../../ingest/sources/kafka.ts';
 import { UsageError } from '../../model/errors.ts';
 import type { IngestSummary, RecordLocation, Rejection, RejectionReason } from '../../model/types.ts';
 import { Progress, resolveDbPaths } from '../common.ts';
@@ -124,7 +124,7 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
 
     // KEYFENCE_DEBUG=1 prints where the time went (decoding in JS versus the store's transactions) on stderr.
     const timing = { decode: 0, store: 0 };
-    await source.consume({
+    const outcome = await source.consume({
       prepare: (batch) => {
         const t0 = performance.now();
         const decoded = decodeBatch(batch);
@@ -151,6 +151,7 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
         progress.update(summary.read, null, `${summary.read} read, ${summary.inserted} new`);
       },
     });
+    summary.notes = [describeOutcome(outcome)];
     if (process.env.KEYFENCE_DEBUG) process.stderr.write(`keyfence: kafka timing: decode ${(timing.decode / 1000).toFixed(2)} s, store ${(timing.store / 1000).toFixed(2)} s\n`);
     progress.done();
     finishTiming(summary, started);
@@ -184,6 +185,13 @@ export function decodeBatch(batch: KafkaBatch): { events: ReturnType<typeof norm
     for (const r of result.rejections) rejections.push({ ...r, source, location });
   }
   return { events, rejections };
+}
+
+function describeOutcome(outcome: KafkaConsumeResult): string {
+  const held = outcome.assigned.length === 0 ? 'no partition' : `partition${outcome.assigned.length > 1 ? 's' : ''} ${outcome.assigned.join(', ')}`;
+  return outcome.reason === 'caught-up'
+    ? `caught up with the high-water marks seen at start; this process last held ${held} of ${outcome.partitions.length}`
+    : `stopped on request; this process last held ${held} of ${outcome.partitions.length}`;
 }
 
 function finishTiming(summary: IngestSummary, started: bigint): void {

@@ -1,6 +1,6 @@
 // The Kafka source: kafkajs stays behind this one file. It hands out batches of raw values with the
 // partition offsets to resume after them, and commits a batch's offsets to the consumer group only after the
-// caller's handler (the store's transaction) has resolved: at-least-once from Kafka, made exact by event IDs.
+// caller's write (the store's transaction) has resolved: at-least-once from Kafka, made exact by event IDs.
 //
 // Where a partition resumes: the caller passes the positions its store holds (written in the same DuckDB
 // transaction as the events, so they are the truth about that store). When the store is ahead of the group's
@@ -160,7 +160,7 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
     let consumer: Consumer | null = null;
     let checkTimer: NodeJS.Timeout | null = null;
     let failure: { error: unknown } | null = null;
-    /** Batches delivered and not yet written and committed, oldest first; each write waits for the one before. */
+    /** Batches delivered and not yet written, oldest first; each write waits for the one before. */
     const inFlight: Array<Promise<void>> = [];
     let tail: Promise<void> = Promise.resolve();
     let watermarks: Watermarks = new Map();
