@@ -6,6 +6,7 @@ import type { KeyKind, SourceKind, TimeWindow } from '../model/types.ts';
 import { sqlString, type Store } from '../ingest/store.ts';
 import { profilesFromRows, type SourceAggregate } from '../recommend/simulate.ts';
 import { classifySources, SUSPICION_THRESHOLDS } from '../recommend/suspicion.ts';
+import { loadRollupRows, mergeRollupRows, prunedBefore } from './rollup.ts';
 
 /** Neighbours are looked for inside these blocks. */
 export const NEIGHBOUR_PREFIX = { 4: 24, 6: 64 } as const;
@@ -34,6 +35,13 @@ export interface SourceHistory {
   /** Other keys seen from this address (a shared NAT or pool), most calls first. */
   otherKeys: Array<{ accessKeyId: string; calls: number }>;
   looks: { newSource: boolean; poolLike: boolean; possibleLeak: boolean; reasons: string[] };
+  /**
+   * Events before this instant were pruned and the window reaches back before it: the key's counts and
+   * first/last seen include the rolled-up history; a source's include its rolled-up governed calls only (the
+   * rollup keeps addresses for governed calls only); services, event names and error codes are not rolled up.
+   * Null when nothing in the window was pruned.
+   */
+  rolledUpBefore: string | null;
 }
 
 export interface HistoryQuery {
@@ -60,7 +68,7 @@ export async function loadSourceHistory(store: Store, query: HistoryQuery): Prom
     FROM events
     WHERE access_key_id = ${sqlString(accessKeyId)} AND ${inWindow(window)}
     GROUP BY GROUPING SETS ((source_kind, source_ip, vpc_id, exempt), (source_kind, source_ip, vpc_id))`);
-  const aggregates: SourceAggregate[] = [];
+  let aggregates: SourceAggregate[] = [];
   const records: SourceRecord[] = [];
   for (const r of keyRows) {
     const row = {
@@ -75,6 +83,13 @@ export async function loadSourceHistory(store: Store, query: HistoryQuery): Prom
     };
     if (Number(r.allServices) === 1) records.push({ ...row, ip: (r.ip as string | null) ?? '' });
     else aggregates.push({ ...row, accessKeyId, keyKind: r.keyKind as KeyKind, ip: (r.ip as string | null) ?? null, exempt: r.exempt === true, sensitiveCalls: Number(r.sensitiveCalls) });
+  }
+  const cutoff = await prunedBefore(store);
+  const rolledUpBefore = cutoff !== null && window.from < cutoff ? cutoff : null;
+  if (rolledUpBefore) {
+    const rolled = (await loadRollupRows(store, window)).filter((r) => r.accessKeyId === accessKeyId);
+    aggregates = mergeRollupRows(aggregates, rolled);
+    for (const r of rolled) addRolledUp(records, r);
   }
   const key = {
     accessKeyId,
@@ -119,7 +134,23 @@ export async function loadSourceHistory(store: Store, query: HistoryQuery): Prom
       AND key_kind = 'permanent' AND ${inWindow(window)}
     GROUP BY 1 ORDER BY calls DESC, "accessKeyId" LIMIT ${OTHER_KEYS_LISTED}`)).map((r) => ({ accessKeyId: r.accessKeyId, calls: Number(r.calls) }));
 
-  return { window, key, source, neighbours, otherKeys, looks: judge(aggregates, query, key, exact, neighbours.addresses) };
+  return { window, key, source, neighbours, otherKeys, looks: judge(aggregates, query, key, exact, neighbours.addresses), rolledUpBefore };
+}
+
+/** Adds a rolled-up row to the per-source records (pruned and kept spans are disjoint: sums, widened bounds). */
+function addRolledUp(records: SourceRecord[], r: SourceAggregate): void {
+  const ip = r.ip ?? '';
+  const m = records.find((x) => x.sourceKind === r.sourceKind && x.ip === ip && x.vpcId === r.vpcId);
+  if (!m) {
+    records.push({ sourceKind: r.sourceKind, ip, vpcId: r.vpcId, calls: r.calls, days: r.days, firstSeen: r.firstSeen, lastSeen: r.lastSeen, errorCalls: r.errorCalls, deniedCalls: r.deniedCalls });
+    return;
+  }
+  m.calls += r.calls;
+  m.days += r.days;
+  m.errorCalls += r.errorCalls;
+  m.deniedCalls += r.deniedCalls;
+  if (r.firstSeen < m.firstSeen) m.firstSeen = r.firstSeen;
+  if (r.lastSeen > m.lastSeen) m.lastSeen = r.lastSeen;
 }
 
 function judge(aggregates: SourceAggregate[], query: HistoryQuery, key: SourceHistory['key'], exact: SourceRecord | null, neighbourAddresses: number): SourceHistory['looks'] {

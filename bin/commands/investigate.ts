@@ -181,6 +181,7 @@ function explanationText(e: Explanation): string[] {
 
 function historyText(h: SourceHistory): string[] {
   const lines = [`history ${h.window.from} .. ${h.window.to}:`];
+  if (h.rolledUpBefore) lines.push(`  (events before ${h.rolledUpBefore} were pruned: the key's counts include their rollup, a source's its governed calls only; services and errors are not kept)`);
   if (!h.key.seen) lines.push(`  the store holds no call with ${h.key.accessKeyId} in this window`);
   else lines.push(`  key: ${h.key.calls} calls from ${h.key.sources} sources, ${h.key.firstSeen} .. ${h.key.lastSeen}`);
   const s = h.source;
