@@ -95,7 +95,15 @@ function networkSeenInTraining(r: HeldOutRow, t: GroundTruth['keys'][number] | u
   });
 }
 
-export function denialCauses(b: Backtest, proposal: AclProposal, perKey?: Map<string, Map<string, number>>): Map<string, number> {
+/** One falsely denied held-out source, with its cause (the debug listing). */
+export interface DeniedSource {
+  accessKeyId: string;
+  source: string;
+  cause: string;
+  calls: number;
+}
+
+export function denialCauses(b: Backtest, proposal: AclProposal, perKey?: Map<string, Map<string, number>>, rows?: DeniedSource[]): Map<string, number> {
   const acls = aclsOfProposal(proposal);
   const seen = new Map<string, Set<string>>();
   for (const p of b.profiles) seen.set(p.accessKeyId, new Set([...p.publicSources.map((s) => s.ip), ...p.vpcSources.map((s) => `${s.vpcId}|${s.ip}`)]));
@@ -119,6 +127,7 @@ export function denialCauses(b: Backtest, proposal: AclProposal, perKey?: Map<st
     else if (!seen.get(r.accessKeyId)?.has(id)) cause = networkSeenInTraining(r, t, seen.get(r.accessKeyId)) ? 'new address of a network seen in training' : 'new address of a network never seen in training';
     else cause = 'other';
     causes.set(cause, (causes.get(cause) ?? 0) + r.calls);
+    rows?.push({ accessKeyId: r.accessKeyId, source: id, cause, calls: r.calls });
     if (perKey) {
       const mine = perKey.get(r.accessKeyId) ?? new Map<string, number>();
       mine.set(cause, (mine.get(cause) ?? 0) + r.calls);
@@ -154,6 +163,8 @@ export interface Measured {
   avoidableWorst: { accessKeyId: string; share: number } | null;
   /** Units of the best cover of the true public networks within the vendor's limits (what is expressible at all). */
   expressibleTrueUnits: number;
+  /** Every avoidable falsely denied held-out source, most calls first. */
+  avoidableSources: DeniedSource[];
 }
 
 /** Runs the backtest and splits the false denials by cause (per key too). */
@@ -161,7 +172,9 @@ export function measure(b: Backtest, overrides: Partial<RecommendOptions> = {}):
   const proposal = proposeFor(b, overrides);
   const report = evaluateAgainstTruth(proposal, b.heldOut, b.truth);
   const perKey = new Map<string, Map<string, number>>();
-  const causes = denialCauses(b, proposal, perKey);
+  const denied: DeniedSource[] = [];
+  const causes = denialCauses(b, proposal, perKey, denied);
+  const avoidableSources = denied.filter((d) => !UNAVOIDABLE.has(d.cause)).sort((x, y) => y.calls - x.calls || (x.accessKeyId < y.accessKeyId ? -1 : x.accessKeyId > y.accessKeyId ? 1 : x.source < y.source ? -1 : 1));
   const avoidable = [...causes].filter(([c]) => !UNAVOIDABLE.has(c)).reduce((n, [, v]) => n + v, 0);
   let avoidableWorst: Measured['avoidableWorst'] = null;
   for (const k of report.perKey) {
@@ -182,7 +195,7 @@ export function measure(b: Backtest, overrides: Partial<RecommendOptions> = {}):
       expressibleTrueUnits += k.trueUnits;
     }
   }
-  return { report, causes, avoidableShare: report.legitGovernedCalls > 0 ? avoidable / report.legitGovernedCalls : 0, avoidableWorst, expressibleTrueUnits };
+  return { report, causes, avoidableShare: report.legitGovernedCalls > 0 ? avoidable / report.legitGovernedCalls : 0, avoidableWorst, expressibleTrueUnits, avoidableSources };
 }
 
 function row(label: string, m: Measured): string[] {
@@ -250,6 +263,11 @@ export default async function quality(ctx: BenchContext): Promise<BenchSection> 
       `${label}: ${q.falseDeniedCalls} of ${q.legitGovernedCalls} legitimate governed held-out calls denied (${causes || 'none'}); worst key ${q.worstKey ? `${q.worstKey.accessKeyId} ${pct(q.worstKey.share, 1)}` : '–'}; ` +
         `targets ${verdict(meetsTargets(q))} as written, leaks ${verdict(q.leaksAdmitted.length === 0)}, breaches ${verdict(q.limitBreaches.length === 0)}, avoidable false-deny ${verdict(m.avoidableShare <= TARGETS.falseDenyShare)}, avoidable worst key ${verdict((m.avoidableWorst?.share ?? 0) <= TARGETS.worstKeyShare)}, space vs expressible ${verdict(m.expressibleTrueUnits > 0 && q.admittedUnits <= TARGETS.spaceRatio * m.expressibleTrueUnits)}.`,
     );
+    // KEYFENCE_QUALITY_DEBUG=1 lists every avoidable denied source (key, source, cause, calls); otherwise the top five.
+    const listed = process.env.KEYFENCE_QUALITY_DEBUG ? m.avoidableSources : m.avoidableSources.slice(0, 5);
+    if (listed.length > 0) {
+      notes.push(`${label}: avoidable denials${listed.length < m.avoidableSources.length ? ` (top ${listed.length} of ${m.avoidableSources.length} sources)` : ''}: ${listed.map((d) => `${d.accessKeyId} ${d.source} ${d.calls} (${d.cause})`).join('; ')}.`);
+    }
     if (q.leaksAdmitted.length > 0) notes.push(`${label}: leaks admitted ${q.leaksAdmitted.map((l) => `${l.source} (${l.accessKeyId})`).join(', ')}.`);
     if (q.limitBreaches.length > 0) notes.push(`${label}: limit breaches ${q.limitBreaches.join('; ')}.`);
   }

@@ -1,5 +1,5 @@
 // One key's sources sorted into what may become ACL material and what is excluded, with the reason.
-import { maskValue, parsePrefix, type Prefix, type ParsedPrefix } from '../model/address.ts';
+import { formatPrefix, maskValue, type Prefix, type ParsedPrefix } from '../model/address.ts';
 import type { Excluded, IpFamily, KeyProfile, SourceUsage, TimeWindow } from '../model/types.ts';
 import { candidateOf, comparePrefix, prefixLookup, type Candidate } from './proposal-rule.ts';
 import { SUSPICION_THRESHOLDS, addressSortKey, classifySources, compareAddressText, factsOf, sortByAddress, type PoolGuess, type SuspiciousSource } from './suspicion.ts';
@@ -122,6 +122,22 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     return u ? { calls: u.calls, days: Math.max(u.maxDays, u.days.size), firstSeen: u.firstSeen, lastSeen: u.lastSeen } : s;
   };
 
+  // Short-lived addresses outside any pool block: a dynamic egress the evidence cannot pin down.
+  // (an IPv6 privacy address is judged by its /64, which lives on)
+  const shortLived = (s: SourceUsage): boolean => countsOf(s).days <= SUSPICION_THRESHOLDS.shortLivedDays;
+  const loose = profile.publicSources.filter((s) => {
+    const c = candidateOf(profile.accessKeyId, s);
+    return c !== null && shortLived(s) && publicPoolOf(c.family, c.value) === null;
+  });
+  const looseWarning = loose.length >= 5 && loose.length >= SUSPICION_THRESHOLDS.rotatingKeyShare * profile.publicSources.length;
+  // A key whose calls mostly come from addresses that come and go (in pools or not) draws from ranges, not
+  // addresses. Counted in calls: a fixed egress with a few one-off addresses around it does not rotate.
+  const publicCalls = profile.publicSources.reduce((n, s) => n + s.calls, 0);
+  const shortLivedCalls = profile.publicSources.reduce((n, s) => (shortLived(s) ? n + s.calls : n), 0);
+  const rotatingEgress = loose.length > 0 && profile.publicSources.length >= 4 && shortLivedCalls >= SUSPICION_THRESHOLDS.rotatingKeyShare * publicCalls;
+  // Where such a key's short-lived addresses recur inside one routed block, the block is a range it draws from.
+  const ranged = new Set(rotatingEgress ? recurringRanges(loose).flatMap((r) => r.sources) : []);
+
   const admitByCounts = (source: SourceUsage, vpcId?: string): boolean => {
     const where = vpcId ? { vpcId } : {};
     const s = { ...countsOf(source, vpcId), ip: source.ip };
@@ -129,7 +145,8 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
       plan.excluded.push({ source: s.ip, ...where, code: 'below-min-calls', calls: s.calls, reason: `${plural(s.calls, 'call')} (minimum ${settings.minCalls}): too little evidence to admit` });
       return false;
     }
-    if (s.days < settings.minDays) {
+    // On a key whose egress rotates every address is short-lived: its day count is no sign of a one-off.
+    if (s.days < settings.minDays && !(!vpcId && ranged.has(source))) {
       if (Date.parse(s.firstSeen) >= graceFrom) {
         recent.push(vpcId ? `${s.ip} (${vpcId})` : s.ip);
         return true;
@@ -194,12 +211,15 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   for (const pool of pools) if (pool.keyAddresses.length === 0) usedPools.add(pool);
   plan.pools = [...usedPools].sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || comparePrefix(a, b));
   for (const pool of plan.pools) plan.warnings.push(`dynamic pool: ${pool.reason}`);
-  // Short-lived addresses outside any pool block: a dynamic egress the evidence cannot pin down.
-  const loose = profile.publicSources.filter((s) => {
-    const c = candidateOf(profile.accessKeyId, s);
-    return c !== null && s.days <= SUSPICION_THRESHOLDS.shortLivedDays && publicPoolOf(c.family, c.value) === null;
-  });
-  if (loose.length >= 5 && loose.length >= SUSPICION_THRESHOLDS.rotatingKeyShare * profile.publicSources.length) {
+  const ranges = rotatingEgress ? rangesOfRotatingEgress(plan, loose) : [];
+  if (ranges.length > 0) {
+    plan.pools.push(...ranges);
+    plan.pools.sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || comparePrefix(a, b));
+    plan.warnings.push(
+      `${plural(ranges.length, 'provider range')} admitted whole: this key's short-lived addresses recur in them (a /${SUSPICION_THRESHOLDS.rotatingRangePrefix[4]}, the longest prefix routed on the internet, is the least a provider allocates from): ${ranges.slice(0, 5).map((b) => b.cidr).join(', ')}${ranges.length > 5 ? ', …' : ''}`,
+    );
+  }
+  if (looseWarning) {
     plan.warnings.push(
       `${plural(loose.length, 'public address')} of this key were each used for only a few days, scattered outside any known pool: its egress looks dynamic (hosted CI, functions without a static IP), and this proposal will likely deny addresses it has not seen yet; give the workload a fixed egress (NAT gateway, static IP) before enabling`,
     );
@@ -238,6 +258,55 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   }
   plan.excluded = sortExcluded(plan.excluded);
   return plan;
+}
+
+/** Routed blocks (IPv4 /24) holding at least two distinct short-lived addresses of the key, with those sources. */
+function recurringRanges(loose: readonly SourceUsage[]): Array<{ base: bigint; sources: SourceUsage[] }> {
+  const length = SUSPICION_THRESHOLDS.rotatingRangePrefix[4];
+  const byBlock = new Map<bigint, SourceUsage[]>();
+  for (const s of loose) {
+    const a = factsOf(s).address;
+    if (!a || a.family !== 4) continue;
+    const base = maskValue(a.value, 4, length);
+    byBlock.set(base, [...(byBlock.get(base) ?? []), s]);
+  }
+  return [...byBlock]
+    .filter(([, sources]) => new Set(sources.map((s) => s.ip)).size >= 2)
+    .map(([base, sources]) => ({ base, sources }))
+    .sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
+}
+
+/**
+ * A key whose public egress rotates (hosted runners, functions without a static IP) will call from the
+ * neighbours of what it was seen on: a routed block where its short-lived addresses recur is admitted whole,
+ * unless it meets a pool block or holds a possible leak (then its addresses stay as they are).
+ */
+function rangesOfRotatingEgress(plan: KeyPlan, loose: SourceUsage[]): PoolGuess[] {
+  const length = SUSPICION_THRESHOLDS.rotatingRangePrefix[4];
+  const admitted = new Set(plan.publicCandidates.map((c) => c.usage));
+  const out: PoolGuess[] = [];
+  for (const { base, sources: all } of recurringRanges(loose)) {
+    const sources = all.filter((s) => admitted.has(s));
+    if (sources.length === 0) continue;
+    const block: Prefix = { family: 4, base, length };
+    const meets = (p: Prefix): boolean => p.family === 4 && maskValue(p.base, 4, Math.min(p.length, length)) === maskValue(base, 4, Math.min(p.length, length));
+    if (plan.pools.some((p) => p.vpcId === null && meets(p))) continue;
+    if (plan.forbidden.some((f) => inPrefix(block, f.family, f.value))) continue;
+    const cidr = formatPrefix(block);
+    out.push({
+      vpcId: null,
+      cidr,
+      family: 4,
+      base,
+      length,
+      keyAddresses: sortByAddress(sources.map((s) => s.ip), (ip) => ip),
+      evidenceAddresses: new Set(all.map((s) => s.ip)).size,
+      keys: [plan.profile.accessKeyId],
+      calls: sources.reduce((n, s) => n + s.calls, 0),
+      reason: `${cidr}: ${plural(new Set(all.map((s) => s.ip)).size, 'short-lived address')} of a key whose egress rotates recur in this routed block`,
+    });
+  }
+  return out;
 }
 
 /** Exclusions sorted by VPC, then address, then code (sort keys computed once). */

@@ -216,7 +216,15 @@ function scopedPool(pool: KeyPlan['pools'][number]): ScopedPool {
 function unionPools(plans: KeyPlan[]): ScopedPool[] {
   const seen = new Map<string, ScopedPool>();
   for (const p of plans) for (const pool of p.pools) seen.set(`${pool.vpcId ?? ''}|${pool.cidr}`, scopedPool(pool));
-  return [...seen.values()].sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || comparePrefix(a, b));
+  // Blocks of different keys may nest (one key's routed block inside another's pool): keep the outer one.
+  const sorted = [...seen.values()].sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || comparePrefix(a, b));
+  const out: ScopedPool[] = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.vpcId === p.vpcId && last.family === p.family && last.length <= p.length && maskValue(p.base, p.family, last.length) === last.base) continue;
+    out.push(p);
+  }
+  return out;
 }
 
 function unionForbidden(plans: KeyPlan[]): Array<{ family: IpFamily; value: bigint }> {

@@ -37,6 +37,9 @@ export const SUSPICION_THRESHOLDS = {
   shortLivedDays: 3,
   /** …and a key with at least this share of short-lived addresses rotates (runners, functions). */
   rotatingKeyShare: 0.5,
+  /** A rotating-egress key's addresses outside any pool are admitted as the block of this length around them:
+   * the longest prefix routed on the internet (IPv4 /24), so the least a provider allocates from. */
+  rotatingRangePrefix: { 4: 24 } as Record<4, number>,
   /** Pool member: an address seen on at most this many days (it rotates). */
   poolMemberMaxDays: 7,
   /** A pool needs at least this many rotating addresses in one block (over every key)… */

@@ -139,6 +139,26 @@ describe('shapes of traffic', () => {
     expect(allows(p, 'LTAIfcB', '47.96.31.250')).toBe(true);
   });
 
+  it('admits the routed /24 where a rotating key\'s one-day addresses recur, but not a lone one-day address', () => {
+    // Hosted runners: every address lives a day, in ranges spread over a provider's space.
+    const runners = [
+      src('20.10.1.7', 20, 1, 2),
+      src('20.10.1.200', 25, 1, 9),
+      src('52.30.7.14', 18, 1, 5),
+      src('52.30.7.99', 22, 1, 16),
+      src('104.44.9.3', 30, 1, 12),
+    ];
+    const p = recommend([profile('LTAIci', runners)], opts());
+    const k = p.accessKeys[0]!;
+    expect(k.public!.cidrs).toEqual(['20.10.1.0/24', '52.30.7.0/24']);
+    expect(codes(p, 'LTAIci')).toEqual(['below-min-days']);
+    expect(allows(p, 'LTAIci', '20.10.1.129')).toBe(true);
+    expect(k.warnings.join(' ')).toMatch(/recur/);
+    // A fixed egress with a few one-day addresses around it does not rotate: they stay one-offs.
+    const fixed = recommend([profile('LTAIfix', [src('198.51.100.7', 900, 30), src('20.10.1.7', 3, 1, 2), src('20.10.1.200', 2, 1, 9), src('52.30.7.14', 2, 1, 5)])], opts());
+    expect(fixed.accessKeys[0]!.public!.cidrs).toEqual(['198.51.100.7/32']);
+  });
+
   it('gives a VPC-only key no public rule and says that every public call will be denied', () => {
     const p = recommend([profile('LTAIvpc', [], [vsrc('vpc-a', '172.16.1.5', 100, 20), vsrc('vpc-a', '172.16.1.9', 100, 20)])], opts());
     const k = p.accessKeys[0]!;
