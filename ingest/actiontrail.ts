@@ -271,11 +271,22 @@ export function parseEventTime(text: string): string | null {
 // ---------------------------------------------------------------- the SQL fast path (files)
 
 /**
- * Marks on rows the SQL fast path writes and the file ingest resolves in the same transaction: a line the
- * SQL does not vouch for (normalized again by `normalizeRecord`), and an event whose source text only
- * `classifySource` can classify (IPv6, IPv4-mapped, masked, padded…).
+ * The mark on rows the SQL fast path writes for lines it does not vouch for: the file ingest normalizes them
+ * again with `normalizeRecord` and deletes the marked rows in the same transaction.
  */
-export const FAST_PATH_MARK = { deferred: '~deferred', pendingSource: '~pending' } as const;
+export const FAST_PATH_MARK = { deferred: '~deferred' } as const;
+
+/**
+ * The scalar function the fast path calls for the source texts only `classifySource` can classify (IPv6,
+ * IPv4-mapped, masked, padded…): `(source text, has vpcId) → encodeSourceClass(...)`. The caller registers it
+ * on the connection (see `ingest/file-ingest.ts`).
+ */
+export const SOURCE_CLASSIFIER_FUNCTION = 'keyfence_classify_source';
+
+/** `kind TAB family TAB sourceIp` (family empty when null; the IP last, so a tab inside it survives). */
+export function encodeSourceClass(c: SourceClass): string {
+  return `${c.sourceKind}\t${c.ipFamily ?? ''}\t${c.sourceIp ?? ''}`;
+}
 
 /** The event fields the fast path extracts; userIdentity stays JSON so a non-object can be told apart. */
 const EVENT_STRUCT = JSON.stringify({
@@ -303,7 +314,8 @@ function sqlLiteral(s: string): string {
 /**
  * One SELECT over `lines` (a relation with `line` and `file_tag`) producing rows in `events` column order. Lines
  * the SQL can vouch for (an SLS export line or a bare event, with a plain eventId, an object userIdentity and
- * an `YYYY-MM-DDTHH:MM:SSZ` eventTime) become events classified exactly as `normalizeRecord` does; every
+ * an `YYYY-MM-DDTHH:MM:SSZ` eventTime) become events classified exactly as `normalizeRecord` does (source
+ * texts the SQL cannot classify go to SOURCE_CLASSIFIER_FUNCTION, that is `classifySource`); every
  * other line becomes a `~deferred` row holding the raw line in `error_message` and `file_tag` (naming the
  * file) in `event_source`, for `normalizeRecord`. `$1` is the run ID. Nothing is deduplicated here.
  */
@@ -359,7 +371,7 @@ octets AS (
     CASE WHEN v4 THEN CAST(split_part(ip, '.', 2) AS INTEGER) END AS o2
   FROM checked
 ),
-classified AS (
+sql_classified AS (
   SELECT *,
     CASE
       WHEN ip IS NULL THEN 'invalid'
@@ -370,16 +382,27 @@ classified AS (
         ELSE 'public' END
       WHEN ip = 'internal' THEN 'internal'
       WHEN regexp_full_match(ip, ${sqlLiteral(SERVICE_HOST_PATTERN)}) AND NOT regexp_full_match(ip, ${sqlLiteral(MASKED_PATTERN)}) THEN 'service'
-      ELSE '${FAST_PATH_MARK.pendingSource}'
-    END AS source_kind
+    END AS sql_kind
   FROM octets
+),
+classified AS (
+  SELECT *,
+    CASE WHEN ok AND sql_kind IS NULL THEN ${SOURCE_CLASSIFIER_FUNCTION}(ip, vpc_id IS NOT NULL) END AS js_class
+  FROM sql_classified
+),
+sources AS (
+  SELECT *,
+    split_part(js_class, chr(9), 1) AS js_kind,
+    split_part(js_class, chr(9), 2) AS js_family
+  FROM classified
 )
 SELECT
   CASE WHEN ok THEN event_id ELSE chr(1) || file_tag END AS event_id,
   CASE WHEN ok THEN event_time ELSE TIMESTAMP '1970-01-01' END AS event_time,
-  event_name, CASE WHEN ok THEN event_source ELSE file_tag END, service_name, event_type, region, ip AS source_ip,
-  CASE WHEN ok THEN source_kind ELSE '${FAST_PATH_MARK.deferred}' END AS source_kind,
-  CASE WHEN v4 THEN 4 END AS ip_family,
+  event_name, CASE WHEN ok THEN event_source ELSE file_tag END, service_name, event_type, region,
+  CASE WHEN js_class IS NULL THEN ip ELSE nullif(substr(js_class, length(js_kind) + length(js_family) + 3), '') END AS source_ip,
+  CASE WHEN NOT ok THEN '${FAST_PATH_MARK.deferred}' WHEN js_class IS NULL THEN sql_kind ELSE js_kind END AS source_kind,
+  CASE WHEN js_class IS NOT NULL THEN CAST(nullif(js_family, '') AS UTINYINT) WHEN v4 THEN 4 END AS ip_family,
   vpc_id, user_agent, error_code,
   CASE WHEN ok THEN error_message ELSE line END AS error_message,
   access_key_id,
@@ -390,5 +413,5 @@ SELECT
   CASE WHEN error_code IS NOT NULL OR error_message IS NOT NULL THEN coalesce(${denial}, false) ELSE false END AS acl_denied,
   request_id,
   $1 AS run_id
-FROM classified`;
+FROM sources`;
 }

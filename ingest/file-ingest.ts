@@ -3,7 +3,8 @@
 // does not vouch for go through `normalizeRecord`), all in one transaction with the file's checkpoint; other
 // files (JSON arrays, files the fast path cannot read, a partly read file) are streamed in batches, each
 // batch committed with its checkpoint.
-import { classifySource, FAST_PATH_MARK, fastPathSelectSql, MAX_RECORD_CHARS, normalizeRecord } from './actiontrail.ts';
+import { BOOLEAN, DuckDBScalarFunction, VARCHAR } from '@duckdb/node-api';
+import { classifySource, encodeSourceClass, FAST_PATH_MARK, fastPathSelectSql, MAX_RECORD_CHARS, normalizeRecord, SOURCE_CLASSIFIER_FUNCTION } from './actiontrail.ts';
 import { sqlString, type Checkpoint, type Store } from './store.ts';
 import {
   decodePosition,
@@ -324,6 +325,7 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
   const lap = (label: string): void => {
     if (process.env.KEYFENCE_DEBUG) process.stderr.write(`  ${label}: ${((performance.now() - t0) / 1000).toFixed(2)}s\n`);
   };
+  registerSourceClassifier(store);
   return store.transaction(async () => {
     const [before] = await store.query<{ max: number | null }>(`SELECT max(rowid) AS max FROM events`);
     const after = `rowid > ${Number(before?.max ?? -1)}`;
@@ -346,7 +348,6 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
             `SELECT event_id AS id, event_source AS file, error_message AS line FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.deferred}' ORDER BY rowid`,
           );
     if (deferredCount > 0) await store.run(`DELETE FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.deferred}'`);
-    if (marks.some((m) => m.kind === FAST_PATH_MARK.pendingSource)) await resolvePendingSources(store, after);
     lap('marks resolved');
     const duplicates = await deleteDuplicates(store, after);
     lap('duplicates removed');
@@ -393,21 +394,39 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
   });
 }
 
-/** Source texts the SQL left to `classifySource` (IPv6, IPv4-mapped, masked, padded…): classified once per distinct value. */
-async function resolvePendingSources(store: Store, after: string): Promise<void> {
-  const pending = await store.query<{ ip: string; has_vpc: boolean }>(
-    `SELECT DISTINCT source_ip AS ip, vpc_id IS NOT NULL AS has_vpc FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.pendingSource}'`,
+const classifierRegistered = new WeakSet<Store>();
+
+/**
+ * Registers `classifySource` as the SQL function the fast path calls for source texts the SQL cannot
+ * classify; distinct texts are few, so answers are cached. DuckDB runs it on the JS thread.
+ */
+function registerSourceClassifier(store: Store): void {
+  if (classifierRegistered.has(store)) return;
+  const cache = new Map<string, string>();
+  store.connection.registerScalarFunction(
+    DuckDBScalarFunction.create({
+      name: SOURCE_CLASSIFIER_FUNCTION,
+      returnType: VARCHAR,
+      parameterTypes: [VARCHAR, BOOLEAN],
+      mainFunction: (_info, input, output) => {
+        const ips = input.getColumnVector(0);
+        const vpcs = input.getColumnVector(1);
+        for (let row = 0; row < input.rowCount; row++) {
+          const ip = ips.getItem(row) as string | null;
+          const hasVpc = vpcs.getItem(row) === true;
+          const key = `${hasVpc ? 'v' : '-'}${ip}`;
+          let answer = cache.get(key);
+          if (answer === undefined) {
+            answer = encodeSourceClass(classifySource(ip, hasVpc ? 'vpc' : null));
+            if (cache.size < 1_000_000) cache.set(key, answer);
+          }
+          output.setItem(row, answer);
+        }
+        output.flush();
+      },
+    }),
   );
-  const rows = pending.map((p) => {
-    const c = classifySource(p.ip, p.has_vpc ? 'vpc' : null);
-    return { raw: p.ip, hasVpc: p.has_vpc, ip: c.sourceIp, kind: c.sourceKind, family: c.ipFamily };
-  });
-  await store.run(`CREATE OR REPLACE TEMP TABLE pending_sources AS
-    SELECT * FROM (SELECT unnest(from_json(?::JSON, '[{"raw":"VARCHAR","hasVpc":"BOOLEAN","ip":"VARCHAR","kind":"VARCHAR","family":"UTINYINT"}]'), recursive := true))`, [JSON.stringify(rows)]);
-  await store.run(`UPDATE events SET source_ip = m.ip, source_kind = m.kind, ip_family = m.family
-    FROM pending_sources m
-    WHERE events.${after} AND events.source_kind = '${FAST_PATH_MARK.pendingSource}' AND events.source_ip = m.raw AND (events.vpc_id IS NOT NULL) = m.hasVpc`);
-  await store.run(`DROP TABLE pending_sources`);
+  classifierRegistered.add(store);
 }
 
 /**
