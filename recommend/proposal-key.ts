@@ -210,7 +210,13 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   // Sibling blocks of a provider the key draws from come too, even without a source of their own.
   for (const pool of pools) if (pool.keyAddresses.length === 0) usedPools.add(pool);
   plan.pools = [...usedPools].sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || comparePrefix(a, b));
-  for (const pool of plan.pools) plan.warnings.push(`dynamic pool: ${pool.reason}`);
+  const growing = growingRuns(plan, windowEnd);
+  if (growing.length > 0) {
+    // A growing block replaces the pool blocks inside it: young addresses are short-lived for being young.
+    const inside = (p: PoolGuess): boolean => p.vpcId === null && growing.some((g) => g.family === p.family && g.length <= p.length && maskValue(p.base, p.family, g.length) === g.base);
+    plan.pools = [...plan.pools.filter((p) => !inside(p)), ...growing].sort((a, b) => (a.vpcId ?? '').localeCompare(b.vpcId ?? '') || comparePrefix(a, b));
+  }
+  for (const pool of plan.pools) plan.warnings.push(`${growing.includes(pool) ? 'growing network' : 'dynamic pool'}: ${pool.reason}`);
   const ranges = rotatingEgress ? rangesOfRotatingEgress(plan, loose) : [];
   if (ranges.length > 0) {
     plan.pools.push(...ranges);
@@ -258,6 +264,55 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   }
   plan.excluded = sortExcluded(plan.excluded);
   return plan;
+}
+
+/**
+ * Networks still being put in service: runs of consecutive IPv4 addresses all first seen in the last
+ * poolMemberMaxDays days (a contiguous EIP group or NAT pool taking on addresses one by one). The run is
+ * admitted as the aligned block holding it and as many addresses again after it (headroom 2 for the growth
+ * still to come), never wider than one /24 network, never over a possible leak, never inside a pool block.
+ */
+function growingRuns(plan: KeyPlan, windowEnd: number): PoolGuess[] {
+  const T = SUSPICION_THRESHOLDS;
+  const youngFrom = windowEnd - T.poolMemberMaxDays * DAY_MS;
+  const young = plan.publicCandidates
+    .filter((c) => c.family === 4 && factsOf(c.usage).firstMs >= youngFrom)
+    .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+  const runs: Candidate[][] = [];
+  for (const c of young) {
+    const run = runs[runs.length - 1];
+    const last = run?.[run.length - 1];
+    if (run && last && (c.value === last.value || c.value === last.value + 1n)) run.push(c);
+    else runs.push([c]);
+  }
+  const out: PoolGuess[] = [];
+  for (const run of runs) {
+    const addresses = new Set(run.map((c) => c.value));
+    if (addresses.size < 2) continue;
+    const min = run[0]!.value;
+    const max = run[run.length - 1]!.value + BigInt(addresses.size);
+    let length = 32;
+    while (length > 0 && maskValue(min, 4, length) !== maskValue(max, 4, length)) length--;
+    if (length < T.networkPrefix[4]) continue;
+    const block: Prefix = { family: 4, base: maskValue(min, 4, length), length };
+    if (plan.forbidden.some((f) => inPrefix(block, f.family, f.value))) continue;
+    if (plan.pools.some((p) => p.vpcId === null && p.family === 4 && p.length <= length && maskValue(block.base, 4, p.length) === p.base)) continue;
+    const cidr = formatPrefix(block);
+    const ips = sortByAddress([...new Set(run.map((c) => c.usage.ip))], (ip) => ip);
+    out.push({
+      vpcId: null,
+      cidr,
+      family: 4,
+      base: block.base,
+      length,
+      keyAddresses: ips,
+      evidenceAddresses: ips.length,
+      keys: [plan.profile.accessKeyId],
+      calls: run.reduce((n, c) => n + c.usage.calls, 0),
+      reason: `${plural(ips.length, 'consecutive address')} (${ips[0]} … ${ips[ips.length - 1]}) all first seen in the last ${T.poolMemberMaxDays} days: a network still taking on addresses; ${cidr} leaves room for as many again — confirm it is yours`,
+    });
+  }
+  return out;
 }
 
 /** Routed blocks (IPv4 /24) holding at least two distinct short-lived addresses of the key, with those sources. */

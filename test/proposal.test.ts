@@ -139,6 +139,20 @@ describe('shapes of traffic', () => {
     expect(allows(p, 'LTAIfcB', '47.96.31.250')).toBe(true);
   });
 
+  it('leaves room to grow for a run of consecutive new addresses (a network still taking on addresses), not for one', () => {
+    const established = src('198.51.100.7', 900, 30);
+    // .233–.235 appear in the last days: the block holding them and three more is /29.
+    const growing = [src('101.133.74.233', 3, 2, 27), src('101.133.74.234', 2, 1, 28), src('101.133.74.235', 1, 1, 29)];
+    const p = recommend([profile('LTAIgrow', [established, ...growing])], opts());
+    expect(p.accessKeys[0]!.public!.cidrs).toEqual(['101.133.74.232/29', '198.51.100.7/32']);
+    expect(p.accessKeys[0]!.warnings.join(' ')).toMatch(/growing network/);
+    const single = recommend([profile('LTAIone', [established, src('101.133.74.233', 60, 2, 27)])], opts());
+    expect(single.accessKeys[0]!.public!.cidrs).toEqual(['101.133.74.233/32', '198.51.100.7/32']);
+    // The same run seen since the first week is no longer growing: headroom alone applies.
+    const old = recommend([profile('LTAIold', [established, ...[233, 234, 235].map((d) => src(`101.133.74.${d}`, 30, 20, 1))])], opts());
+    expect(old.accessKeys[0]!.public!.cidrs).toEqual(['101.133.74.232/30', '198.51.100.7/32']);
+  });
+
   it('admits the routed /24 where a rotating key\'s one-day addresses recur, but not a lone one-day address', () => {
     // Hosted runners: every address lives a day, in ranges spread over a provider's space.
     const runners = [
