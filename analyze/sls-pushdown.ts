@@ -14,8 +14,9 @@
 // Assumption, said aloud: `eventTime` is ISO 8601 in UTC with `Z` (as ActionTrail writes it), so its first ten
 // characters are the UTC day and its text order is its time order (min/max are taken on the text in SLS).
 import { classifyKey, classifySource, parseEventTime, textField } from '../ingest/actiontrail.ts';
-import { connectSls, runAnalyticQuery, type SlsConnection } from '../ingest/sources/sls.ts';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../ingest/sources/sls-retry.ts';
+// The SLS SDK (ingest/sources/sls*.ts, @alicloud/*) costs ~0.5 s to load: imported only when a query runs.
+import type { SlsConnection } from '../ingest/sources/sls.ts';
+import type { RetryPolicy } from '../ingest/sources/sls-retry.ts';
 import { sqlString } from '../ingest/store.ts';
 import { DEFAULT_DENIAL_PATTERNS, isExemptService, SENSITIVE_APIS } from '../model/acl-rules.ts';
 import { SourceError, UsageError } from '../model/errors.ts';
@@ -124,6 +125,7 @@ function count(row: SlsRow, name: string): number {
 }
 
 async function fetchAll(conn: SlsConnection, sql: string, window: TimeWindow, pageSize: number, retry: RetryPolicy): Promise<SlsRow[]> {
+  const { runAnalyticQuery } = await import('../ingest/sources/sls.ts');
   const from = new Date(Date.parse(window.from) - LOG_TIME_SLACK_MS);
   const to = new Date(Date.parse(window.to) + LOG_TIME_SLACK_MS);
   if (pageSize > SLS_MAX_PAGE) {
@@ -238,7 +240,7 @@ export function foldSlsAggregates(daily: SlsRow[], agents: SlsRow[], query: Pick
 export async function loadSourceAggregatesViaSls(conn: SlsConnection, query: SlsAggregateQuery): Promise<SourceAggregateRow[]> {
   const pageSize = query.pageSize ?? SLS_MAX_ROWS;
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > SLS_MAX_ROWS) throw new UsageError(`page size must be 1..${SLS_MAX_ROWS}`);
-  const retry = query.retry ?? DEFAULT_RETRY_POLICY;
+  const retry = query.retry ?? (await import('../ingest/sources/sls-retry.ts')).DEFAULT_RETRY_POLICY;
   const daily = await fetchAll(conn, dailyAggregateSql(query), query.window, pageSize, retry);
   const agents = await fetchAll(conn, userAgentSql(query), query.window, pageSize, retry);
   const [total] = await fetchAll(conn, totalSql(query), query.window, SLS_MAX_ROWS, retry);
@@ -297,6 +299,7 @@ export async function analyzeViaSls(opts: AnalyzeSlsOptions): Promise<number> {
     throw new UsageError('--engine sls needs --endpoint, --project and --logstore', { hint: 'the trail\'s logstore, e.g. --endpoint cn-hangzhou.log.aliyuncs.com' });
   }
   const window = slsWindow(opts, new Date());
+  const { connectSls } = await import('../ingest/sources/sls.ts');
   const conn = connectSls({ endpoint: opts.endpoint, project: opts.project, logstore: opts.logstore });
   const profiles = await loadProfilesViaSls(conn, { window, keys: opts.key });
   if (opts.json) {

@@ -3,7 +3,9 @@
 // transaction, so a run cut anywhere resumes exactly where its last commit stopped. See docs/sls.md.
 import { normalizeRecord } from '../../ingest/actiontrail.ts';
 import { Store } from '../../ingest/store.ts';
-import { connectSls, createSlsSource, logstoreSource, type SlsBatch, type SlsSourceStats } from '../../ingest/sources/sls.ts';
+// The SLS SDK costs ~0.5 s to load: ingest/sources/sls.ts is imported inside the handler, never at start-up
+// (bin/commands/review.ts imports this module for nightly).
+import type { SlsBatch, SlsSourceStats } from '../../ingest/sources/sls.ts';
 import type { RetryPolicy } from '../../ingest/sources/sls-retry.ts';
 import { UsageError } from '../../model/errors.ts';
 import type { AuditEvent, IngestSummary, RecordLocation, Rejection } from '../../model/types.ts';
@@ -72,6 +74,7 @@ export async function runSlsIngest(opts: IngestSlsOptions, tuning: SlsIngestTuni
   if (from && to && from.getTime() >= to.getTime()) throw new UsageError('--from must be before --to');
   const dbPaths = resolveDbPaths(opts.db);
   if (dbPaths.length !== 1) throw new UsageError('ingest writes one database file', { hint: 'pass one --db' });
+  const { connectSls, createSlsSource, logstoreSource } = await import('../../ingest/sources/sls.ts');
   const connection = connectSls({ endpoint: opts.endpoint, project: opts.project, logstore: opts.logstore });
   const quarantineSource = logstoreSource(connection);
 
