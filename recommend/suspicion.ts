@@ -487,11 +487,14 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   const rotatingKey = profile.publicSources.length >= 4 && shortLived >= T.rotatingKeyShare * profile.publicSources.length;
   // New addresses arriving together in one block (a NAT's addresses) are judged as one network.
   const newGroupDaily = new Map<string, number>();
+  // …and a network stops only when all of its new addresses have: a NAT's addresses take turns.
+  const newGroupLast = new Map<string, number>();
   for (const s of profile.publicSources) {
     const a = factsOf(s).address;
     if (!a || !isNew(s)) continue;
     const g = groupKey(a.family, a.value, T.networkPrefix[a.family]);
     newGroupDaily.set(g, (newGroupDaily.get(g) ?? 0) + s.calls / Math.max(1, s.days));
+    newGroupLast.set(g, Math.max(newGroupLast.get(g) ?? 0, factsOf(s).lastMs));
   }
   const leaks: SuspiciousSource[] = [];
   for (const s of profile.publicSources) {
@@ -507,7 +510,8 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
     const sensitiveShare = s.calls > 0 ? s.sensitiveCalls / s.calls : 0;
     const sensitive = s.sensitiveCalls >= T.leakMinSensitiveCalls && sensitiveShare >= Math.max(T.leakSensitiveShare, T.leakSensitiveOverBaseline * baselineSensitiveShare);
     // Whole UTC days between the source's last call and the key's: hours of the day do not matter.
-    const ended = Math.floor(keyEnd / DAY_MS) - Math.floor(factsOf(s).lastMs / DAY_MS) >= T.stopGapDays;
+    const networkLast = newGroupLast.get(groupKey(a.family, a.value, T.networkPrefix[a.family])) ?? factsOf(s).lastMs;
+    const ended = Math.floor(keyEnd / DAY_MS) - Math.floor(networkLast / DAY_MS) >= T.stopGapDays;
     const stopped = !rotatingKey && s.days >= T.quietRunMinDays && ended;
     // Growth (a new NAT, a new EIP) moves real load; a leaked key used on the side carries a sliver of it.
     const minor = s.days >= T.quietRunMinDays && (newGroupDaily.get(groupKey(a.family, a.value, T.networkPrefix[a.family])) ?? 0) < T.leakMinorShare * keyDailyCalls;

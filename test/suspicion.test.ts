@@ -25,6 +25,12 @@ describe('possible leaks', () => {
     expect(leaks[0]!.signals).toContain('run-then-stopped');
   });
 
+  it('judges a new network as stopped only when all of its new addresses are silent (a NAT\'s addresses take turns)', () => {
+    // 45.33.10.11 went quiet days ago, but 45.33.10.12 of the same new /24 is still in use.
+    const k = profile('LTAIturns', [...office, src('45.33.10.11', 120, 4, 15), src('45.33.10.12', 300, 10, 19)]);
+    expect(classifySources(k, { window: WINDOW }).leaks).toEqual([]);
+  });
+
   it('takes a new far address that stays and carries real load for growth, not a leak', () => {
     const k = profile('LTAIgrow', [...office, src('198.51.100.9', 900, 6, 24)]);
     expect(classifySources(k, { window: WINDOW }).leaks).toEqual([]);
