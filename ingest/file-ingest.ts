@@ -431,12 +431,14 @@ function registerSourceClassifier(store: Store): void {
 
 /**
  * Removes the new rows (`after`) whose event is already stored, or already among the new rows (the first
- * line keeps it). Returns how many were removed. One hash join of the new IDs against the stored ones.
+ * line keeps it). Returns how many were removed. One hash join of the new IDs against the stored ones (event
+ * IDs are unique among the stored rows, so the join yields each new row at most once).
  */
 async function deleteDuplicates(store: Store, after: string): Promise<number> {
   const before = after.replace('rowid >', 'rowid <=');
   const reader = await store.connection.runAndReadAll(`DELETE FROM events WHERE rowid IN (
-    SELECT n.rowid FROM events n SEMI JOIN (SELECT event_id FROM events WHERE ${before}) o ON n.event_id = o.event_id WHERE n.${after}
+    -- an inner join, so DuckDB builds its hash table on the smaller side (the new rows), not on the whole store
+    SELECT n.rid FROM (SELECT rowid AS rid, event_id FROM events WHERE ${after}) n JOIN (SELECT event_id FROM events WHERE ${before}) o ON n.event_id = o.event_id
     UNION ALL
     SELECT rid FROM (
       SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid) AS rn
