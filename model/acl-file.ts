@@ -40,6 +40,12 @@ export interface AclFileOptions {
   source?: string;
   /** AccessKey IDs the store knows: a key outside it is rejected (a typo, or the wrong store). */
   knownKeys?: ReadonlySet<string> | null;
+  /**
+   * `note`: IMS documents naming a key outside `knownKeys` are read, with a note, instead of rejected: a dump
+   * of the account's policies lists every key, and keys that never made a call are normal there. Proposals
+   * stay strict (they name only keys they were computed from). Default `reject`.
+   */
+  unknownKeysInIms?: 'reject' | 'note';
 }
 
 const STATUSES: readonly AclStatus[] = ['draft', 'approved', 'enabled', 'disabled'];
@@ -89,9 +95,11 @@ export function readAclValue(value: unknown, options: AclFileOptions = {}): Load
   const loaded = looksLikeProposal(body) ? readProposal(r, body, prefix) : readImsDocuments(r, body);
   if (options.knownKeys) {
     for (const [id, path] of loaded.keyPaths) {
-      if (!options.knownKeys.has(id)) {
-        r.fail(path, `unknown AccessKey ${id}: the store holds no event with it`, 'check the key ID, or pass the --db that holds its history');
-      }
+      if (options.knownKeys.has(id)) continue;
+      // A proposal names only keys it was computed from: an unknown one is a typo or the wrong store. An IMS
+      // dump lists every key of the account, and keys that never made a call are normal there.
+      if (loaded.shape === 'ims' && options.unknownKeysInIms === 'note') r.notes.push(`${path}: AccessKey ${id} has no event in the store (an unused key, or its history is in another --db): its policy is read, nothing is checked against it`);
+      else r.fail(path, `unknown AccessKey ${id}: the store holds no event with it`, 'check the key ID, or pass the --db that holds its history');
     }
   }
   const keyLevel = new Map([...loaded.keyLevel.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

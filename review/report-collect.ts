@@ -77,7 +77,8 @@ export async function collectReview(store: Store, options: ReviewOptions): Promi
 
 /**
  * Reads an approval record, a proposal or IMS documents. Keys the store has never seen (not even in the
- * rolled-up history) are rejected with their JSON path, as `keyfence drift` does.
+ * rolled-up history) are rejected with their JSON path in a proposal, noted in IMS documents (an unused key),
+ * as `keyfence drift` does.
  */
 export async function readApproval(store: Store, file: string): Promise<ApprovalInfo> {
   let text: string;
@@ -88,7 +89,7 @@ export async function readApproval(store: Store, file: string): Promise<Approval
   }
   const loaded = parseAclText(text, { source: file });
   const known = await loadKnownKeys(store, loaded.namedKeys);
-  const acls = loaded.namedKeys.every((k) => known.has(k)) ? loaded : parseAclText(text, { source: file, knownKeys: known });
+  const acls = loaded.namedKeys.every((k) => known.has(k)) ? loaded : parseAclText(text, { source: file, knownKeys: known, unknownKeysInIms: 'note' });
   const value = JSON.parse(text) as Record<string, unknown>;
   if (value && value.kind === 'keyfence-approval') {
     const record = parseApprovalRecord(value, file);

@@ -207,6 +207,22 @@ describe('keyfence simulate', () => {
     expect(u.stderr).toContain('accessKeys[1].accessKeyId: unknown AccessKey LTAInobody99');
   });
 
+  it('reads IMS documents that name a key the store never saw (an unused key), with a note on stderr and in aclNotes', () => {
+    const unusedKey = 'LTAIunused0001';
+    const dump = file('dump-with-unused-key.json', { ...ACL_IN_FORCE, [unusedKey]: { Version: 1, Status: 'Active', Statements: [{ Type: 'ClassicWhiteList', IPList: ['192.0.2.0/24'] }] } });
+    const note = `${unusedKey}: AccessKey ${unusedKey} has no event in the store`;
+    const sim = keyfence('simulate', '--acl', dump, '--json');
+    expect(sim.code).toBe(4);
+    expect(sim.stderr).toContain(`keyfence: note: ${note}`);
+    expect(sim.json.keys.find((k: any) => k.accessKeyId === APP)).toMatchObject({ governedBy: 'account', deniedCalls: 0 });
+    const explained = keyfence('explain', '--key', CI, '--ip', '203.0.113.99', '--acl', dump, '--json');
+    expect(explained.code).toBe(0);
+    expect(explained.json.aclNotes).toEqual([expect.stringContaining(note)]);
+    expect(explained.json.explanation.verdict).toMatchObject({ allowed: false, code: 'denied-not-in-public-rule' });
+    const overlay = keyfence('simulate', join(dir, 'wide.json'), '--acl', dump);
+    expect(overlay.code).toBe(0);
+  });
+
   it('needs something to simulate', () => {
     expect(keyfence('simulate').code).toBe(1);
   });

@@ -98,8 +98,17 @@ async function openStore(flags: CommonFlags): Promise<Store> {
   return Store.open(paths.length === 1 ? paths[0]! : paths, { readOnly: true });
 }
 
-/** Reads and validates an ACL/proposal file; keys the store has never seen are rejected with their path. */
+/**
+ * Reads and validates an ACL/proposal file. A proposal naming a key the store has never seen is rejected with
+ * its path; IMS documents naming one are read, with a note. Notes go to stderr (stdout stays the answer).
+ */
 async function readAcls(path: string, store: Store): Promise<LoadedAcls> {
+  const loaded = await parseAclFile(path, store);
+  for (const note of loaded.notes) process.stderr.write(`keyfence: note: ${note}\n`);
+  return loaded;
+}
+
+async function parseAclFile(path: string, store: Store): Promise<LoadedAcls> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -108,8 +117,9 @@ async function readAcls(path: string, store: Store): Promise<LoadedAcls> {
   }
   const loaded = parseAclText(text, { source: path });
   const known = await loadKnownKeys(store, loaded.namedKeys);
-  // Read again against the keys the store knows: the first unknown one is reported with its exact path.
-  return known.size === loaded.namedKeys.length ? loaded : parseAclText(text, { source: path, knownKeys: known });
+  // Read again against the keys the store knows: the first unknown one is rejected with its exact path (a
+  // proposal) or each is noted (IMS documents).
+  return known.size === loaded.namedKeys.length ? loaded : parseAclText(text, { source: path, knownKeys: known, unknownKeysInIms: 'note' });
 }
 
 function positiveInt(name: string, text: string): number {
