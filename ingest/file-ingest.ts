@@ -1,8 +1,8 @@
 // File ingest: files → records → events/rejections → store, resumable and exactly-once per event.
-// Each file takes the SQL fast path when it is NDJSON (DuckDB reads, parses and classifies it; lines the SQL
-// does not vouch for go through `normalizeRecord`), all in one transaction with the file's checkpoint; other
-// files (JSON arrays, files the fast path cannot read, a partly read file) are streamed in batches, each
-// batch committed with its checkpoint.
+// NDJSON files take the SQL fast path: DuckDB reads, parses and classifies a group of files (~1 GiB) in one
+// transaction with their checkpoints; lines the SQL does not vouch for go through `normalizeRecord`. Other
+// files (JSON arrays and documents, files DuckDB cannot read, a partly read file) are streamed in batches,
+// each batch committed with its checkpoint.
 import { BOOLEAN, DuckDBScalarFunction, VARCHAR } from '@duckdb/node-api';
 import { classifySource, encodeSourceClass, FAST_PATH_MARK, fastPathSelectSql, MAX_RECORD_CHARS, normalizeRecord, SOURCE_CLASSIFIER_FUNCTION } from './actiontrail.ts';
 import { sqlString, type Checkpoint, type Store } from './store.ts';
@@ -312,8 +312,12 @@ async function fastPathGroup(store: Store, runId: number, files: FileInput[], ta
     for (const f of files) fileDone(options, f, 'fast');
     return [];
   } catch (e) {
-    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`fast path declined ${files.map((f) => f.path).join(', ')}: ${(e as Error).message}\n`);
-    if (files.length === 1) return files;
+    const reason = ((e as Error).message.split('\n')[0] ?? '').slice(0, 200);
+    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`fast path declined ${files.map((f) => f.path).join(', ')}: ${reason}\n`);
+    if (files.length === 1) {
+      tally.notes.push(`${files[0]!.path}: read record by record (DuckDB could not read it: ${reason})`);
+      return files;
+    }
     const unreadable: FileInput[] = [];
     for (const f of files) unreadable.push(...(await fastPathGroup(store, runId, [f], tally, options)));
     return unreadable;

@@ -348,6 +348,7 @@ describe('bad input', () => {
     try {
       const { summary } = await ingest(store, [file]);
       expect(summary).toMatchObject({ read: 3, inserted: 2, quarantined: 1, quarantinedByReason: { 'binary-data': 1 } });
+      expect(summary.notes).toEqual([expect.stringMatching(new RegExp(`^${file}: read record by record \\(DuckDB could not read it: `))]);
     } finally {
       store.close();
     }
