@@ -114,6 +114,7 @@ export async function ingestFiles(store: Store, paths: string[], options: Ingest
   } finally {
     const summary = summarize(tally, runId, started);
     await store.finishRun(runId, summary, status).catch(() => undefined);
+    await restoreAfterIngest(store);
   }
   return summarize(tally, runId, started);
 }
@@ -144,6 +145,13 @@ async function configureForIngest(store: Store): Promise<void> {
   // Row order is not needed (rejected lines are located by their text); dropping it saves memory.
   await store.run(`SET preserve_insertion_order = false`);
   if (process.env.KEYFENCE_THREADS) await store.run(`SET threads = ${Number(process.env.KEYFENCE_THREADS)}`);
+}
+
+/** Puts back what `configureForIngest` changed, for whoever uses the store next. */
+async function restoreAfterIngest(store: Store): Promise<void> {
+  for (const setting of ['memory_limit', 'preserve_insertion_order', ...(process.env.KEYFENCE_THREADS ? ['threads'] : [])]) {
+    await store.run(`RESET ${setting}`).catch(() => undefined);
+  }
 }
 
 type FilePlan = { how: 'done' } | { how: 'fast' } | { how: 'stream'; kind: FileKind; resumeFrom: FilePosition | null };
