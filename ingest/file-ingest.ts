@@ -86,7 +86,9 @@ export async function ingestFiles(store: Store, paths: string[], options: Ingest
       const batch = group;
       group = [];
       groupBytes = 0;
-      for (const streamed of await fastPathGroup(store, runId, batch, tally, options)) {
+      const batchBytes = batch.reduce((n, f) => n + f.size, 0);
+      const groupProgress = (share: number): void => options.onProgress?.(doneBytes + Math.round(share * batchBytes), totalBytes);
+      for (const streamed of await fastPathGroup(store, runId, batch, tally, options, groupProgress)) {
         await streamFile(store, runId, streamed, await sniffFile(streamed.absPath), null, options, tally, () => undefined);
         fileDone(options, streamed, 'stream');
       }
@@ -144,12 +146,15 @@ async function configureForIngest(store: Store): Promise<void> {
   await store.run(`SET memory_limit = ${sqlString(memory)}`);
   // Row order is not needed (rejected lines are located by their text); dropping it saves memory.
   await store.run(`SET preserve_insertion_order = false`);
+  // DuckDB tracks how far a statement got (for the progress bar) without printing anything itself.
+  await store.run(`SET enable_progress_bar = true`);
+  await store.run(`SET enable_progress_bar_print = false`);
   if (process.env.KEYFENCE_THREADS) await store.run(`SET threads = ${Number(process.env.KEYFENCE_THREADS)}`);
 }
 
 /** Puts back what `configureForIngest` changed, for whoever uses the store next. */
 async function restoreAfterIngest(store: Store): Promise<void> {
-  for (const setting of ['memory_limit', 'preserve_insertion_order', ...(process.env.KEYFENCE_THREADS ? ['threads'] : [])]) {
+  for (const setting of ['memory_limit', 'preserve_insertion_order', 'enable_progress_bar', 'enable_progress_bar_print', ...(process.env.KEYFENCE_THREADS ? ['threads'] : [])]) {
     await store.run(`RESET ${setting}`).catch(() => undefined);
   }
 }
@@ -307,10 +312,17 @@ function linesRelation(files: FileInput[], compression: 'gzip' | 'none' | 'auto'
  * nothing of the group is committed and its files are retried one by one; returns the files DuckDB cannot
  * read at all, for the streaming path.
  */
-async function fastPathGroup(store: Store, runId: number, files: FileInput[], tally: Tally, options: IngestFilesOptions): Promise<FileInput[]> {
+async function fastPathGroup(
+  store: Store,
+  runId: number,
+  files: FileInput[],
+  tally: Tally,
+  options: IngestFilesOptions,
+  progress: (share: number) => void = () => undefined,
+): Promise<FileInput[]> {
   try {
     const started = performance.now();
-    const counts = await fastPathTransaction(store, runId, files);
+    const counts = await fastPathTransaction(store, runId, files, progress);
     if (process.env.KEYFENCE_DEBUG) process.stderr.write(`  group of ${files.length} files committed after ${((performance.now() - started) / 1000).toFixed(2)}s\n`);
     tally.read += counts.read;
     tally.inserted += counts.inserted;
@@ -332,7 +344,12 @@ async function fastPathGroup(store: Store, runId: number, files: FileInput[], ta
   }
 }
 
-async function fastPathTransaction(store: Store, runId: number, files: FileInput[]): Promise<{ read: number; inserted: number; duplicates: number; rejections: Located[] }> {
+async function fastPathTransaction(
+  store: Store,
+  runId: number,
+  files: FileInput[],
+  progress: (share: number) => void,
+): Promise<{ read: number; inserted: number; duplicates: number; rejections: Located[] }> {
   const t0 = performance.now();
   const lap = (label: string): void => {
     if (process.env.KEYFENCE_DEBUG) process.stderr.write(`  ${label}: ${((performance.now() - t0) / 1000).toFixed(2)}s\n`);
@@ -345,7 +362,13 @@ async function fastPathTransaction(store: Store, runId: number, files: FileInput
     for (const file of files) gzipByFile.push((await sniffFile(file.absPath)).gzip);
     // DuckDB picks each file's compression by its name: files whose name says otherwise are read one by one.
     const byName = files.filter((f, i) => gzipByFile[i] === f.absPath.endsWith('.gz'));
-    if (byName.length > 0) await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation(byName, 'auto'))}`, [runId]);
+    // Reading the lines is most of the work: report DuckDB's own progress through it.
+    const poll = setInterval(() => progress(Math.min(1, Math.max(0, store.connection.progress.percentage / 100))), 250);
+    try {
+      if (byName.length > 0) await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation(byName, 'auto'))}`, [runId]);
+    } finally {
+      clearInterval(poll);
+    }
     for (const [i, f] of files.entries()) {
       if (!byName.includes(f)) await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation([f], gzipByFile[i] ? 'gzip' : 'none'))}`, [runId]);
     }
