@@ -204,12 +204,49 @@ export function clusterPools(family: IpFamily, sortedUnits: readonly bigint[], f
   return out;
 }
 
+/**
+ * The enclosing block of a few addresses understates the pool they were drawn from (seven leases of a dynamic
+ * line, all in one half of its /22, happen one time in 64). Widen a dynamic line's block to its ancestor while n addresses
+ * drawn uniformly from the ancestor would land in one block this small with probability ≥ poolSplitAlpha
+ * (2^k · 2^(-kn) for k levels up: the same test that splits a block, read the other way), never over another
+ * rotating address, never past the floor.
+ */
+export function widenToEvidence(block: Prefix, sortedUnits: readonly bigint[], floor: number): Prefix {
+  const bits = FAMILY_BITS[block.family];
+  const end = (p: Prefix): bigint => p.base + (1n << BigInt(bits - p.length));
+  const n = lowerBound(sortedUnits, end(block)) - lowerBound(sortedUnits, block.base);
+  let best = block;
+  for (let k = 1; block.length - k >= floor; k++) {
+    if (Math.pow(2, k * (1 - n)) < SUSPICION_THRESHOLDS.poolSplitAlpha) break;
+    const length = block.length - k;
+    const wider: Prefix = { family: block.family, base: maskValue(block.base, block.family, length), length };
+    const inside = lowerBound(sortedUnits, end(wider)) - lowerBound(sortedUnits, wider.base);
+    if (inside !== n) break;
+    best = wider;
+  }
+  return best;
+}
+
 interface PoolBlock extends Prefix {
   scope: string;
   members: number;
   keys: string[];
   /** Blocks drawn from together (one provider's ranges, one region's Function Compute pool), sorted. */
   siblings: PoolBlock[];
+  /** Widened beyond the addresses seen: one key's dynamic line (widenToEvidence). */
+  leaseLine: boolean;
+}
+
+/**
+ * Addresses used one at a time, one after the other (a dynamic line's leases): no two spans overlap by more
+ * than an hour, and the chain covers more than poolMemberMaxDays (a few young addresses are no line yet).
+ */
+function isLeaseChain(spans: ReadonlyArray<readonly [number, number]>): boolean {
+  const sorted = [...spans].sort((a, b) => a[0] - b[0]);
+  const last = Math.max(...sorted.map((s) => s[1]));
+  if (sorted.length === 0 || last - sorted[0]![0] <= SUSPICION_THRESHOLDS.poolMemberMaxDays * DAY_MS) return false;
+  for (let i = 1; i < sorted.length; i++) if (sorted[i]![0] < sorted[i - 1]![1] - 3_600_000) return false;
+  return true;
 }
 
 /** Pool blocks over every key's rotating addresses, by scope ('' public, else the VPC ID) and family. */
@@ -225,7 +262,7 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
   if (cached) return cached;
   const T = SUSPICION_THRESHOLDS;
   // Flat parallel arrays per scope and family: no per-address Map or Set (this runs over every source of every key).
-  const units = new Map<string, { values: bigint[]; keys: string[] }>();
+  const units = new Map<string, { values: bigint[]; keys: string[]; spans: Array<[number, number]> }>();
   const add = (scope: string, s: SourceUsage, key: string): void => {
     if (s.days > T.poolMemberMaxDays) return;
     // A loud source (mostly failures, or probing) is no evidence of anyone's pool.
@@ -236,9 +273,10 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     if (!a) return;
     const id = `${scope}|${a.family}`;
     let m = units.get(id);
-    if (!m) units.set(id, (m = { values: [], keys: [] }));
+    if (!m) units.set(id, (m = { values: [], keys: [], spans: [] }));
     m.values.push(unitValue(a.family, a.value));
     m.keys.push(key);
+    m.spans.push([factsOf(s).firstMs, factsOf(s).lastMs]);
   };
   for (const p of profiles) {
     for (const s of p.publicSources) add('', s, p.accessKeyId);
@@ -252,18 +290,23 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     const order = m.values.map((_, i) => i).sort((a, b) => (m.values[a]! < m.values[b]! ? -1 : m.values[a]! > m.values[b]! ? 1 : 0));
     const all = order.map((i) => m.values[i]!);
     const allKeys = order.map((i) => m.keys[i]!);
+    const allSpans = order.map((i) => m.spans[i]!);
     const sorted: bigint[] = [];
     for (const v of all) if (sorted.length === 0 || sorted[sorted.length - 1] !== v) sorted.push(v);
     const list: PoolBlock[] = [];
     for (const p of clusterPools(family, sorted, T.poolGroupPrefix[family])) {
       const keys = new Set<string>();
+      const spans: Array<[number, number]> = [];
       const end = p.base + (1n << BigInt(FAMILY_BITS[family] - p.length));
       let members = 0;
       for (let i = lowerBound(all, p.base); i < all.length && all[i]! < end; i++) {
         if (i === 0 || all[i - 1] !== all[i]) members++;
         keys.add(allKeys[i]!);
+        spans.push(allSpans[i]!);
       }
-      list.push({ ...p, scope, members, keys: [...keys].sort(), siblings: [] });
+      // One key's line, one address at a time: its lease pool is wider than the leases seen.
+      const block = scope === '' && keys.size === 1 && isLeaseChain(spans) ? widenToEvidence(p, sorted, T.poolGroupPrefix[family]) : p;
+      list.push({ ...block, scope, members, keys: [...keys].sort(), siblings: [], leaseLine: block !== p });
     }
     linkSiblings(list);
     blocks.set(id, list.sort(compareCidr));
@@ -414,7 +457,10 @@ export function guessPools(profile: KeyProfile, index: PoolIndex): PoolGuess[] {
       keys: block.keys,
       calls: h.sources.reduce((n, s) => n + s.calls, 0),
       reason:
-        `${what} fill ${cidr}${block.scope ? ` in ${block.scope}` : ''} like a dynamic pool (${block.scope ? 'autoscaled instances' : 'e.g. Function Compute, hosted CI runners'})` +
+        (block.leaseLine
+          ? `${what}, used one at a time like a dynamic line's leases (an office or shop line whose ISP reassigns its address): ${cidr} is the widest block so few leases cannot tell apart from the part they were seen in` +
+            ' — confirm the line\'s address range with its ISP, or give it a fixed address'
+          : `${what} fill ${cidr}${block.scope ? ` in ${block.scope}` : ''} like a dynamic pool (${block.scope ? 'autoscaled instances' : 'e.g. Function Compute, hosted CI runners'})`) +
         (via ? `; ${via}` : `: the block is proposed, not ${h.own.size} fragment${h.own.size === 1 ? '' : 's'}`),
     });
   }

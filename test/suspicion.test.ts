@@ -65,6 +65,18 @@ describe('possible leaks', () => {
 });
 
 describe('dynamic pools', () => {
+  it('widens a dynamic line\'s few leases (one address at a time) to the block they cannot be told apart from, not concurrent addresses', () => {
+    const ips = ['222.93.74.20', '222.93.74.90', '222.93.74.160', '222.93.74.230', '222.93.75.30', '222.93.75.120', '222.93.75.210'];
+    // Seven leases of four days each, one after the other: all in one half of a /22 happens one time in 64.
+    const line = profile('LTAIline', ips.map((ip, i) => src(ip, 300, 4, i * 4)));
+    const { pools } = classifySources(line, { window: WINDOW });
+    expect(pools.map((p) => p.cidr)).toEqual(['222.93.72.0/22']);
+    expect(pools[0]!.reason).toMatch(/dynamic line/);
+    // The same addresses in use together are a pool seen whole: its enclosing block stays.
+    const together = profile('LTAItogether', ips.map((ip) => src(ip, 300, 4, 3)));
+    expect(classifySources(together, { window: WINDOW }).pools.map((p) => p.cidr)).toEqual(['222.93.74.0/23']);
+  });
+
   it('finds the block rotating addresses fill, from several keys\' evidence', () => {
     const a = profile('LTAIa', sparse('47.96.16.0', 20, 10));
     // The same generator picks the same first addresses: b's three are among a's ten.
