@@ -239,12 +239,16 @@ interface PoolBlock extends Prefix {
 
 /**
  * Addresses used one at a time, one after the other (a dynamic line's leases): no two spans overlap by more
- * than an hour, and the chain covers more than poolMemberMaxDays (a few young addresses are no line yet).
+ * than an hour, the median address is in use for over a day, and the chain covers more than poolMemberMaxDays
+ * (a few young addresses are no line yet).
  */
 function isLeaseChain(spans: ReadonlyArray<readonly [number, number]>): boolean {
   const sorted = [...spans].sort((a, b) => a[0] - b[0]);
   const last = Math.max(...sorted.map((s) => s[1]));
   if (sorted.length === 0 || last - sorted[0]![0] <= SUSPICION_THRESHOLDS.poolMemberMaxDays * DAY_MS) return false;
+  // A lease outlives a day (the line is always on); runners' addresses last a job's hours.
+  const lengths = sorted.map((s) => s[1] - s[0]).sort((a, b) => a - b);
+  if (lengths[Math.floor(lengths.length / 2)]! < DAY_MS) return false;
   for (let i = 1; i < sorted.length; i++) if (sorted[i]![0] < sorted[i - 1]![1] - 3_600_000) return false;
   return true;
 }
