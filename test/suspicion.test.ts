@@ -75,6 +75,9 @@ describe('dynamic pools', () => {
     // The same addresses in use together are a pool seen whole: its enclosing block stays.
     const together = profile('LTAItogether', ips.map((ip) => src(ip, 300, 4, 3)));
     expect(classifySources(together, { window: WINDOW }).pools.map((p) => p.cidr)).toEqual(['222.93.74.0/23']);
+    // One after the other but each for a job's hours (a runner, not a lease): no line either.
+    const jobs = profile('LTAIjobs', ips.map((ip, i) => src(ip, 30, 1, i * 4)));
+    expect(classifySources(jobs, { window: WINDOW }).pools.map((p) => p.cidr)).toEqual(['222.93.74.0/23']);
   });
 
   it('finds the block rotating addresses fill, from several keys\' evidence', () => {
