@@ -289,6 +289,11 @@ async function streamFile(
 /** Largest line DuckDB is asked to read; a longer one makes the file take the streaming path. */
 const FAST_PATH_MAX_LINE_BYTES = 2 * MAX_RECORD_CHARS;
 
+/** A fast-path group with more lines than this for normalizeRecord (or more bytes of them) is streamed instead
+ *  (KEYFENCE_FAST_MAX_DEFERRED overrides the count). */
+const MAX_DEFERRED_LINES = 100_000;
+const MAX_DEFERRED_BYTES = 128 * 1024 * 1024;
+
 /** Files read by the SQL fast path are committed in groups of about this many bytes (one transaction each). */
 export const FAST_GROUP_BYTES = 1024 * 1024 * 1024;
 
@@ -373,9 +378,18 @@ async function fastPathTransaction(
       if (!byName.includes(f)) await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation([f], gzipByFile[i] ? 'gzip' : 'none'))}`, [runId]);
     }
     lap(`insert ${files.length} files`);
-    const marks = await store.query<{ kind: string; n: number }>(`SELECT source_kind AS kind, count(*) AS n FROM events WHERE ${after} GROUP BY source_kind`);
+    const marks = await store.query<{ kind: string; n: number; bytes: number }>(
+      `SELECT source_kind AS kind, count(*) AS n, sum(CASE WHEN source_kind = '${FAST_PATH_MARK.deferred}' THEN strlen(error_message) ELSE 0 END) AS bytes
+       FROM events WHERE ${after} GROUP BY source_kind`,
+    );
     const total = marks.reduce((n, m) => n + m.n, 0);
-    const deferredCount = marks.find((m) => m.kind === FAST_PATH_MARK.deferred)?.n ?? 0;
+    const deferredMark = marks.find((m) => m.kind === FAST_PATH_MARK.deferred);
+    const deferredCount = deferredMark?.n ?? 0;
+    const maxLines = Number(process.env.KEYFENCE_FAST_MAX_DEFERRED ?? MAX_DEFERRED_LINES);
+    if (deferredCount > maxLines || (deferredMark?.bytes ?? 0) > MAX_DEFERRED_BYTES) {
+      // Mostly not SLS/bare NDJSON (or mostly bad): the streaming path reads it with bounded memory.
+      throw new Error(`${deferredCount} lines the SQL cannot vouch for: too many to normalize in one transaction`);
+    }
     const deferred =
       deferredCount === 0
         ? []

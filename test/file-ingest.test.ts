@@ -355,6 +355,25 @@ describe('bad input', () => {
   });
 });
 
+describe('files that are mostly not ActionTrail NDJSON', () => {
+  it('are streamed with bounded memory instead of pulled into one fast-path transaction', async () => {
+    const lines = Array.from({ length: 1_500 }, (_, i) => `plain log line ${i}`);
+    lines.splice(500, 0, slsLine(event('among-logs')));
+    const file = write('logs/app.log', `${lines.join('\n')}\n`);
+    const store = await freshStore();
+    process.env.KEYFENCE_FAST_MAX_DEFERRED = '1000';
+    try {
+      const { summary, how } = await ingest(store, [file]);
+      expect(how.get(file)).toBe('stream');
+      expect(summary).toMatchObject({ read: 1_501, inserted: 1, quarantined: 1_500 });
+      expect(summary.notes?.[0]).toMatch(/too many to normalize in one transaction/);
+    } finally {
+      delete process.env.KEYFENCE_FAST_MAX_DEFERRED;
+      store.close();
+    }
+  });
+});
+
 describe('the ingest command', () => {
   const cli = (args: string[]) => spawnSync(process.execPath, [join(root, 'bin/keyfence.js'), ...args], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
 
