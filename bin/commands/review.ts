@@ -7,17 +7,13 @@ import { approve, parseApprovalRecord, verify } from '../../review/approve.ts';
 import { applyArtifacts } from '../../review/apply.ts';
 import { action, durationOption, printJson, resolveDbPaths, withCommonOptions } from '../common.ts';
 import { Store } from '../../ingest/store.ts';
-import { buildReport, reportNeedsAttention } from '../../review/report.ts';
+import type { buildReport as BuildReport } from '../../review/report.ts';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SourceError } from '../../model/errors.ts';
 import type { IngestSummary } from '../../model/types.ts';
-import { ingestFiles } from '../../ingest/file-ingest.ts';
-import { loadNightlyConfig, type NightlyConfig } from '../../review/config.ts';
-import { runNightly, type NightlyIngestStep } from '../../review/nightly.ts';
-import { pruneEvents } from '../../review/retention.ts';
-import { runSlsIngest } from './ingest-sls.ts';
-import { KAFKA_PASSWORD_ENV } from './ingest-kafka.ts';
+import type { NightlyConfig } from '../../review/config.ts';
+import type { NightlyIngestStep } from '../../review/nightly.ts';
 
 export function registerReview(program: Command): void {
   registerReport(program);
@@ -106,7 +102,9 @@ function registerReport(program: Command): void {
     if (!Number.isInteger(unusedDays) || unusedDays < 1) throw new UsageError(`--unused-days ${JSON.stringify(flags.unusedDays)} is not a whole number ≥ 1`);
     const paths = resolveDbPaths(flags.db);
     const store = await Store.open(paths.length === 1 ? paths[0]! : paths, { readOnly: true });
-    let report: Awaited<ReturnType<typeof buildReport>>;
+    // Report, nightly and prune code (chart.js, zod, the sources) load only for their own commands: start-up stays fast.
+    const { buildReport, reportNeedsAttention } = await import('../../review/report.ts');
+    let report: Awaited<ReturnType<typeof BuildReport>>;
     try {
       report = await buildReport(store, { window: flags.window, approvedFile: flags.approved, driftSince: flags.driftSince, unusedDays, now: new Date() });
     } finally {
@@ -157,6 +155,8 @@ function registerNightly(program: Command): void {
       const date = flags.date ?? now.toISOString().slice(0, 10);
       if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) throw new UsageError(`--date ${JSON.stringify(date)} is not a date`, { hint: 'use YYYY-MM-DD' });
       if (flags.keep !== undefined) durationOption('--keep', flags.keep);
+      const { loadNightlyConfig } = await import('../../review/config.ts');
+      const { runNightly } = await import('../../review/nightly.ts');
       const config = loadNightlyConfig(flags.config);
       const summary = await runNightly({
         config, date, now, keep: flags.keep, steps: nightlySteps(config),
@@ -182,6 +182,7 @@ function registerNightly(program: Command): void {
       if (paths.length !== 1) throw new UsageError('prune writes one database file', { hint: 'pass one --db' });
       const store = await Store.open(paths[0]!);
       try {
+        const { pruneEvents } = await import('../../review/retention.ts');
         const result = await pruneEvents(store, keepMs);
         if (flags.json) printJson(result);
         else process.stdout.write(result.cutoff ? `pruned ${result.prunedEvents} event(s) before ${result.cutoff}; ${result.remainingEvents} kept; source_rollup holds ${result.rollupRows} row(s)\n` : `nothing older than ${flags.keep} before the newest event (${result.newestEvent ?? 'empty store'})\n`);
@@ -204,6 +205,7 @@ function nightlySteps(config: NightlyConfig): NightlyIngestStep[] {
       run: async () => {
         const store = await Store.open(config.db);
         try {
+          const { ingestFiles } = await import('../../ingest/file-ingest.ts');
           return await ingestFiles(store, files);
         } finally {
           store.close();
@@ -211,13 +213,23 @@ function nightlySteps(config: NightlyConfig): NightlyIngestStep[] {
       },
     });
   }
-  if (sls) steps.push({ source: 'sls', run: async () => (await runSlsIngest({ ...sls, db: [config.db] })).summary });
+  if (sls) {
+    steps.push({
+      source: 'sls',
+      run: async () => {
+        const { runSlsIngest } = await import('./ingest-sls.ts');
+        return (await runSlsIngest({ ...sls, db: [config.db] })).summary;
+      },
+    });
+  }
   if (kafka) {
     // Kafka runs as its own \`keyfence ingest --kafka --until-caught-up --json\` process: the consumer's signal
     // handling and group membership stay exactly the command's, and its summary comes back as JSON.
     steps.push({
       source: 'kafka',
-      run: () => {
+      run: async () => {
+        // Loaded here, not at the top: kafkajs would otherwise load on every keyfence command.
+        const { KAFKA_PASSWORD_ENV } = await import('./ingest-kafka.ts');
         const args = [CLI, 'ingest', '--kafka', kafka.brokers.join(','), '--topic', kafka.topic, '--group', kafka.group, '--until-caught-up', '--db', config.db, '--json'];
         if (kafka.ssl) args.push('--ssl');
         if (kafka.saslMechanism) args.push('--sasl-mechanism', kafka.saslMechanism);
