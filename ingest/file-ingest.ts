@@ -51,12 +51,24 @@ class Tally {
   notes: string[] = [];
   samples: Array<RecordLocation & { reason: RejectionReason; detail: string }> = [];
 
+  /** Counts rejections; keeps the first SUMMARY_REJECTION_SAMPLES in input order (file, then line), whatever order they came in. */
   reject(rejections: Located[]): void {
     for (const r of rejections) {
       this.byReason[r.reason] = (this.byReason[r.reason] ?? 0) + 1;
-      if (this.samples.length < SUMMARY_REJECTION_SAMPLES) this.samples.push({ source: r.source, location: r.location, reason: r.reason, detail: r.detail });
+      this.samples.push({ source: r.source, location: r.location, reason: r.reason, detail: r.detail });
+    }
+    if (this.samples.length > SUMMARY_REJECTION_SAMPLES) {
+      this.samples.sort(inputOrder);
+      this.samples.length = SUMMARY_REJECTION_SAMPLES;
     }
   }
+}
+
+function inputOrder(a: RecordLocation, b: RecordLocation): number {
+  if (a.source !== b.source) return a.source < b.source ? -1 : 1;
+  const la = Number(/\d+/.exec(a.location)?.[0] ?? 0);
+  const lb = Number(/\d+/.exec(b.location)?.[0] ?? 0);
+  return la - lb || (a.location < b.location ? -1 : a.location > b.location ? 1 : 0);
 }
 
 /** Ingests files, directories and globs into the store; returns what happened (never throws for bad input). */
@@ -136,7 +148,7 @@ function summarize(t: Tally, runId: number, started: bigint): IngestSummary {
     eventsPerSecond: seconds > 0 ? t.read / seconds : 0,
     errors: t.errors,
     notes: t.notes,
-    rejected: t.samples,
+    rejected: [...t.samples].sort(inputOrder),
   };
 }
 
