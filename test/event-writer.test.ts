@@ -172,6 +172,16 @@ describe('insertEventsAppend inside a failed transaction', () => {
     expect(row!.run_id).toBe(11);
   });
 
+  it('fails the batch on a value its column cannot hold, keeping none of the rows appended before it', async () => {
+    const before = await eventCount(viaAppender);
+    const bad = event('m3', { ipFamily: 300 as unknown as 4 });
+    await expect(viaAppender.transaction(() => insertEventsAppend(viaAppender.connection, 12, [event('m1'), event('m2'), bad]))).rejects.toThrow(/range/);
+    expect(await eventCount(viaAppender)).toBe(before);
+    expect(await stageCount(viaAppender)).toBe(0);
+    expect(await viaAppender.transaction(() => insertEventsAppend(viaAppender.connection, 13, [event('m1')]))).toEqual({ inserted: 1, duplicates: 0 });
+    expect(await stageCount(viaAppender)).toBe(0);
+  });
+
   it('recreates the stage when the transaction that created it was rolled back', async () => {
     const fresh = await Store.open(join(dir, 'fresh.duckdb'));
     try {
