@@ -268,13 +268,14 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
 
 /**
  * Networks still being put in service: runs of consecutive IPv4 addresses all first seen in the last
- * poolMemberMaxDays days (a contiguous EIP group or NAT pool taking on addresses one by one). The run is
+ * poolMemberMaxDays days, at least newAfterDays after the key's first call (a contiguous EIP group or NAT pool taking on addresses one by one). The run is
  * admitted as the aligned block holding it and as many addresses again after it (headroom 2 for the growth
  * still to come), never wider than one /24 network, never over a possible leak, never inside a pool block.
  */
 function growingRuns(plan: KeyPlan, windowEnd: number): PoolGuess[] {
   const T = SUSPICION_THRESHOLDS;
-  const youngFrom = windowEnd - T.poolMemberMaxDays * DAY_MS;
+  // Young in the window and new to the key (a short window makes every address young, not new).
+  const youngFrom = Math.max(windowEnd - T.poolMemberMaxDays * DAY_MS, Date.parse(plan.profile.firstSeen) + T.newAfterDays * DAY_MS);
   const young = plan.publicCandidates
     .filter((c) => c.family === 4 && factsOf(c.usage).firstMs >= youngFrom)
     .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));

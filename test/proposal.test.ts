@@ -148,6 +148,9 @@ describe('shapes of traffic', () => {
     expect(p.accessKeys[0]!.warnings.join(' ')).toMatch(/growing network/);
     const single = recommend([profile('LTAIone', [established, src('101.133.74.233', 60, 2, 27)])], opts());
     expect(single.accessKeys[0]!.public!.cidrs).toEqual(['101.133.74.233/32', '198.51.100.7/32']);
+    // In a window as short as the key's history, every address is young but none is new: no growth.
+    const short = recommend([profile('LTAIshort', [src('101.133.74.233', 30, 3, 27), src('101.133.74.234', 20, 3, 27), src('101.133.74.235', 10, 3, 27)])], opts());
+    expect(short.accessKeys[0]!.public!.cidrs).not.toContain('101.133.74.232/29');
     // The same run seen since the first week is no longer growing: headroom alone applies.
     const old = recommend([profile('LTAIold', [established, ...[233, 234, 235].map((d) => src(`101.133.74.${d}`, 30, 20, 1))])], opts());
     expect(old.accessKeys[0]!.public!.cidrs).toEqual(['101.133.74.232/30', '198.51.100.7/32']);
