@@ -1,15 +1,14 @@
 // investigate: simulate and backtest over the whole store (target ≤ 10 s at 10 M events), explain (≤ 1 s),
 // denials and drift, each timed as a real process, plus the in-process split (SQL aggregate vs TS matching)
 // and the backtest figures on the generated world.
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildWorld, type GroundTruth } from '../fixtures/world.ts';
-import { generateEvents } from '../fixtures/events.ts';
-import { normalizeRecord } from '../ingest/actiontrail.ts';
+import { writeHistory } from '../fixtures/write.ts';
+import { ingestFiles } from '../ingest/file-ingest.ts';
 import { Store } from '../ingest/store.ts';
 import { parseAddress } from '../model/address.ts';
 import { parseAclText } from '../model/acl-file.ts';
-import type { AuditEvent } from '../model/types.ts';
 import { loadProfiles } from '../analyze/profiles.ts';
 import { resolveStoreWindow } from '../analyze/window.ts';
 import { loadReplayRows } from '../analyze/replay.ts';
@@ -36,30 +35,21 @@ function aclDocuments(truth: GroundTruth): Record<string, unknown> {
   return docs;
 }
 
+/** The history goes through the product's own file ingest (fast path), as a nightly import would. */
 async function buildStore(ctx: BenchContext, dbPath: string): Promise<{ truth: GroundTruth; events: number }> {
   const full = ctx.scale === 'full';
   const world = buildWorld(full ? { seed: 1, keys: 1000, eventsTarget: 10_000_000 } : { seed: 1, eventsTarget: 200_000 });
+  const trail = join(ctx.dataDir, 'investigate-trail');
+  await writeHistory(world, { outDir: trail, truthPath: join(ctx.dataDir, 'investigate-truth.json') });
+  ctx.log('investigate: history written; ingesting it');
   const store = await Store.open(dbPath);
-  let events = 0;
   try {
-    const runId = await store.beginRun('file');
-    let batch: AuditEvent[] = [];
-    const flush = async (): Promise<void> => {
-      if (batch.length === 0) return;
-      await store.writeBatch({ runId, events: batch, rejections: [], checkpoints: [] });
-      events += batch.length;
-      batch = [];
-      if (events % 1_000_000 < 50_000) ctx.log(`investigate: ${events} events stored`);
-    };
-    for (const { event } of generateEvents(world)) {
-      batch.push(...normalizeRecord(event).events);
-      if (batch.length >= 50_000) await flush();
-    }
-    await flush();
+    const summary = await ingestFiles(store, [trail]);
+    return { truth: world.truth, events: summary.inserted };
   } finally {
-    await store.close();
+    store.close();
+    rmSync(trail, { recursive: true, force: true });
   }
-  return { truth: world.truth, events };
 }
 
 export default async function investigate(ctx: BenchContext): Promise<BenchSection> {
