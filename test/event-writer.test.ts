@@ -7,7 +7,7 @@ import { Store } from '../ingest/store.ts';
 import type { AuditEvent } from '../model/types.ts';
 
 let dir: string;
-let viaJson: Store; // the current Store.writeBatch path (from_json + unnest)
+let viaJson: Store; // the JSON insert Store.writeBatch used before the appender (referenceJsonInsert)
 let viaAppender: Store; // insertEventsAppend inside Store.transaction
 
 beforeAll(async () => {
@@ -50,9 +50,43 @@ function event(id: string, over: Partial<AuditEvent> = {}): AuditEvent {
   };
 }
 
+/**
+ * The reference: Store.insertEventsInTransaction as it was before insertEventsAppend (from_json + unnest + an
+ * anti-join over every stored event), kept here verbatim so the comparison still means something once
+ * Store.writeBatch calls insertEventsAppend itself.
+ */
+const JSON_FIELDS: Array<[column: string, field: keyof AuditEvent, type: string]> = [
+  ['event_id', 'eventId', 'VARCHAR'], ['event_time', 'eventTime', 'VARCHAR'], ['event_name', 'eventName', 'VARCHAR'],
+  ['event_source', 'eventSource', 'VARCHAR'], ['service_name', 'serviceName', 'VARCHAR'], ['event_type', 'eventType', 'VARCHAR'],
+  ['region', 'acsRegion', 'VARCHAR'], ['source_ip', 'sourceIp', 'VARCHAR'], ['source_kind', 'sourceKind', 'VARCHAR'],
+  ['ip_family', 'ipFamily', 'UTINYINT'], ['vpc_id', 'vpcId', 'VARCHAR'], ['user_agent', 'userAgent', 'VARCHAR'],
+  ['error_code', 'errorCode', 'VARCHAR'], ['error_message', 'errorMessage', 'VARCHAR'], ['access_key_id', 'accessKeyId', 'VARCHAR'],
+  ['key_kind', 'keyKind', 'VARCHAR'], ['identity_type', 'identityType', 'VARCHAR'], ['account_id', 'accountId', 'VARCHAR'],
+  ['principal_id', 'principalId', 'VARCHAR'], ['user_name', 'userName', 'VARCHAR'], ['exempt', 'exemptService', 'BOOLEAN'],
+  ['acl_denied', 'aclDenied', 'BOOLEAN'], ['request_id', 'requestId', 'VARCHAR'],
+];
+const JSON_STRUCT = JSON.stringify([Object.fromEntries(JSON_FIELDS.map(([, field, type]) => [field, type]))]);
+const JSON_SELECT = JSON_FIELDS.map(([column, field]) => (column === 'event_time' ? `CAST(n."${field}" AS TIMESTAMP) AS event_time` : `n."${field}" AS ${column}`)).join(', ');
+
+async function referenceJsonInsert(store: Store, runId: number, events: AuditEvent[]): Promise<{ inserted: number; duplicates: number }> {
+  if (events.length === 0) return { inserted: 0, duplicates: 0 };
+  const unique = new Map<string, AuditEvent>();
+  for (const e of events) if (!unique.has(e.eventId)) unique.set(e.eventId, e);
+  const rows = [...unique.values()].map((e) => ({ ...e, requestId: e.requestId ?? null }));
+  const reader = await store.connection.runAndReadAll(
+    `INSERT INTO events
+     SELECT ${JSON_SELECT}, ? AS run_id
+     FROM (SELECT unnest(from_json(?::JSON, '${JSON_STRUCT}'), recursive := true)) n
+     WHERE NOT EXISTS (SELECT 1 FROM events o WHERE o.event_id = n."eventId")`,
+    [runId, JSON.stringify(rows)] as never,
+  );
+  const inserted = Number(reader.getRowsJS()[0]?.[0] ?? 0);
+  return { inserted, duplicates: events.length - inserted };
+}
+
 /** Writes the same batch through both paths and returns both counts. */
 async function writeBoth(runId: number, events: AuditEvent[]) {
-  const json = await viaJson.writeBatch({ runId, events, rejections: [], checkpoints: [] });
+  const json = await viaJson.transaction(() => referenceJsonInsert(viaJson, runId, events));
   const appended = await viaAppender.transaction(() => insertEventsAppend(viaAppender.connection, runId, events));
   return { json: { inserted: json.inserted, duplicates: json.duplicates }, appended };
 }
@@ -72,7 +106,17 @@ async function eventCount(store: Store): Promise<number> {
   return row!.n;
 }
 
-describe('insertEventsAppend stores what Store.writeBatch stores', () => {
+describe('insertEventsAppend stores what the JSON insert stores', () => {
+  it('stages every column of events but run_id, in table order', async () => {
+    await writeBoth(0, [event('z0')]);
+    const columns = async (table: string) =>
+      (await viaAppender.query<{ name: string; type: string }>(
+        `SELECT column_name AS name, data_type AS type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position`, [table],
+      )).map((c) => `${c.name} ${c.name === 'event_time' ? 'TIMESTAMP' : c.type}`);
+    expect(await columns(EVENT_STAGE_TABLE)).toEqual((await columns('events')).filter((c) => c !== 'run_id BIGINT'));
+  });
+
+
   it('keeps the first of an eventId repeated within a batch and counts the rest as duplicates', async () => {
     const batch = [event('a1'), event('a2', { eventName: 'first' }), event('a2', { eventName: 'second' }), event('a3'), event('a1')];
     const counts = await writeBoth(1, batch);
