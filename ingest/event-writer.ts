@@ -48,7 +48,8 @@ const CLEAR_STAGE_SQL = `DELETE FROM temp.main.${EVENT_STAGE_TABLE}`;
  *
  * The check against stored events looks only at events whose event_time lies within the batch's range: a
  * redelivered event is the same event (same eventId, same eventTime), and the range lets DuckDB skip row
- * groups instead of scanning every stored event_id. Times are compared as TIMESTAMPs, not as text.
+ * groups instead of scanning every stored event_id. Times are compared as TIMESTAMPs, not as text. The one
+ * case this lets through: an eventId already stored with a different event_time outside the batch's range.
  */
 export async function insertEventsAppend(
   connection: DuckDBConnection,
