@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { StoreError } from '../model/errors.ts';
+import { insertEventsAppend } from './event-writer.ts';
 import type { AuditEvent, IngestSummary, RecordLocation, Rejection, RejectionReason } from '../model/types.ts';
 
 export const SCHEMA_VERSION = 1;
@@ -127,35 +128,6 @@ export interface WriteResult {
   duplicates: number;
   quarantined: number;
 }
-
-/** The events columns in table order, with the AuditEvent field each comes from (the JSON batch shape). */
-const EVENT_COLUMNS: Array<[column: string, field: keyof AuditEvent | 'runId', type: string]> = [
-  ['event_id', 'eventId', 'VARCHAR'],
-  ['event_time', 'eventTime', 'VARCHAR'],
-  ['event_name', 'eventName', 'VARCHAR'],
-  ['event_source', 'eventSource', 'VARCHAR'],
-  ['service_name', 'serviceName', 'VARCHAR'],
-  ['event_type', 'eventType', 'VARCHAR'],
-  ['region', 'acsRegion', 'VARCHAR'],
-  ['source_ip', 'sourceIp', 'VARCHAR'],
-  ['source_kind', 'sourceKind', 'VARCHAR'],
-  ['ip_family', 'ipFamily', 'UTINYINT'],
-  ['vpc_id', 'vpcId', 'VARCHAR'],
-  ['user_agent', 'userAgent', 'VARCHAR'],
-  ['error_code', 'errorCode', 'VARCHAR'],
-  ['error_message', 'errorMessage', 'VARCHAR'],
-  ['access_key_id', 'accessKeyId', 'VARCHAR'],
-  ['key_kind', 'keyKind', 'VARCHAR'],
-  ['identity_type', 'identityType', 'VARCHAR'],
-  ['account_id', 'accountId', 'VARCHAR'],
-  ['principal_id', 'principalId', 'VARCHAR'],
-  ['user_name', 'userName', 'VARCHAR'],
-  ['exempt', 'exemptService', 'BOOLEAN'],
-  ['acl_denied', 'aclDenied', 'BOOLEAN'],
-  ['request_id', 'requestId', 'VARCHAR'],
-];
-const EVENT_BATCH_STRUCT = JSON.stringify([Object.fromEntries(EVENT_COLUMNS.map(([, field, type]) => [field, type]))]);
-const EVENT_BATCH_SELECT = EVENT_COLUMNS.map(([column, field]) => (column === 'event_time' ? `CAST(n."${field}" AS TIMESTAMP) AS event_time` : `n."${field}" AS ${column}`)).join(', ');
 
 export interface OpenOptions {
   /** Open without write access (analysis). Several paths are always read-only. */
@@ -289,18 +261,7 @@ export class Store {
 
   /** Inserts events not stored yet; call inside a transaction. Returns how many were inserted. */
   async insertEventsInTransaction(runId: number, events: AuditEvent[]): Promise<number> {
-    if (events.length === 0) return 0;
-    const unique = new Map<string, AuditEvent>();
-    for (const e of events) if (!unique.has(e.eventId)) unique.set(e.eventId, e);
-    const rows = [...unique.values()].map((e) => ({ ...e, requestId: e.requestId ?? null }));
-    const reader = await this.connection.runAndReadAll(
-      `INSERT INTO events
-       SELECT ${EVENT_BATCH_SELECT}, ? AS run_id
-       FROM (SELECT unnest(from_json(?::JSON, ${sqlString(EVENT_BATCH_STRUCT)}), recursive := true)) n
-       WHERE NOT EXISTS (SELECT 1 FROM events o WHERE o.event_id = n."eventId")`,
-      [runId, JSON.stringify(rows)] as never,
-    );
-    return Number(reader.getRowsJS()[0]?.[0] ?? 0);
+    return (await insertEventsAppend(this.connection, runId, events)).inserted;
   }
 
   /** Stores rejected records with their raw text capped; call inside a transaction. */
