@@ -10,6 +10,8 @@ export interface ApplyArtifacts {
   files: Record<string, string>;
   /** The key to try first: the approved key with the least traffic, per the vendor's advice. */
   firstKey: string | null;
+  /** The `aliyun ims` lines, least traffic first, for printing. */
+  commands: string[];
 }
 
 function shellQuote(s: string): string {
@@ -46,12 +48,13 @@ export function applyArtifacts(record: ApprovalRecord): ApplyArtifacts {
     `# and a missing source breaks production with AccessKeyId.AccessPolicyDenied.${firstKey ? ` Start with ${firstKey} (least traffic).` : ''}`,
     '# A key-level ACL replaces the account-level one for that key. Keep a tested way back (Status Inactive).',
   ];
+  const commands = imsCommands(proposal);
   const files: Record<string, string> = {
-    'ims-commands.sh': `#!/bin/sh\n# NOT RUN BY KEYFENCE. Review, then run one line at a time.\n${advice.join('\n')}\nexit 1 # remove this line once reviewed\n\n${imsCommands(proposal).join('\n\n')}\n`,
+    'ims-commands.sh': `#!/bin/sh\n# NOT RUN BY KEYFENCE. Review, then run one line at a time.\n${advice.join('\n')}\nexit 1 # remove this line once reviewed\n\n${commands.join('\n\n')}\n`,
     'access-key-policies.json': render(proposal, 'api'),
     'terraform.tf': `${advice.join('\n')}\n\n${render(proposal, 'terraform')}`,
     'console.txt': `${advice.map((l) => l.replace(/^# /, '')).join('\n')}\n\n${render(proposal, 'console')}`,
     'source-ip-policy.json': render(proposal, 'policy'),
   };
-  return { files, firstKey };
+  return { files, firstKey, commands };
 }

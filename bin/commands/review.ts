@@ -42,12 +42,13 @@ export function registerReview(program: Command): void {
       mkdirSync(artifactDir, { recursive: true });
       for (const [name, content] of Object.entries(artifacts.files)) writeFileSync(join(artifactDir, name), content);
       if (opts.json) {
-        printJson({ approval: output, sha256: record.sha256, approvedBy: record.approvedBy, approvedAt: record.approvedAt, scopes: record.scopes, artifacts: Object.keys(artifacts.files).map((f) => join(artifactDir, f)), firstKey: artifacts.firstKey });
+        printJson({ approval: output, sha256: record.sha256, approvedBy: record.approvedBy, approvedAt: record.approvedAt, scopes: record.scopes, artifacts: Object.keys(artifacts.files).map((f) => join(artifactDir, f)), firstKey: artifacts.firstKey, commands: artifacts.commands });
       } else {
         process.stdout.write(
           `approved ${record.scopes.length} ACL(s) (${record.scopes.join(', ')}) by ${record.approvedBy} at ${record.approvedAt}\n` +
             `  approval: ${output}\n  sha256:   ${record.sha256}\n  apply artifacts (never run by keyfence): ${artifactDir}/{${Object.keys(artifacts.files).join(',')}}\n` +
-            (artifacts.firstKey ? `  vendor advice: try a non-critical key first, e.g. ${artifacts.firstKey} (least traffic)\n` : ''),
+            (artifacts.firstKey ? `  vendor advice: try a non-critical key first, e.g. ${artifacts.firstKey} (least traffic)\n` : '') +
+            `\nTo apply, a person runs these after review (keyfence never runs them; least traffic first):\n${artifacts.commands.map((c) => `  ${c}`).join('\n')}\n`,
         );
       }
       return EXIT.OK;
