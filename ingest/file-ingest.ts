@@ -373,26 +373,28 @@ async function fastPathTransaction(
   };
   registerSourceClassifier(store);
   return store.transaction(async () => {
-    const [before] = await store.query<{ max: number | null }>(`SELECT max(rowid) AS max FROM events`);
-    const after = `rowid > ${Number(before?.max ?? -1)}`;
     const gzipByFile: boolean[] = [];
     for (const file of files) gzipByFile.push((await sniffFile(file.absPath)).gzip);
     // DuckDB picks each file's compression by its name: files whose name says otherwise are read one by one.
     const byName = files.filter((f, i) => gzipByFile[i] === f.absPath.endsWith('.gz'));
+    // The rows land in a staging table first, then go to events in one INSERT that leaves out the marked
+    // lines and the duplicates: a DELETE among rows appended in the transaction would make DuckDB append
+    // them all again at COMMIT (its direct write of new row groups only holds when none was deleted).
+    await store.run(`CREATE OR REPLACE TEMP TABLE ${STAGED} AS SELECT * FROM events LIMIT 0`);
     // Reading the lines is most of the work: report DuckDB's own progress through it.
     const poll = setInterval(() => progress(Math.min(1, Math.max(0, store.connection.progress.percentage / 100))), 250);
     try {
-      if (byName.length > 0) await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation(byName, 'auto'))}`, [runId]);
+      if (byName.length > 0) await store.run(`INSERT INTO ${STAGED} ${fastPathSelectSql(linesRelation(byName, 'auto'))}`, [runId]);
     } finally {
       clearInterval(poll);
     }
     for (const [i, f] of files.entries()) {
-      if (!byName.includes(f)) await store.run(`INSERT INTO events ${fastPathSelectSql(linesRelation([f], gzipByFile[i] ? 'gzip' : 'none'))}`, [runId]);
+      if (!byName.includes(f)) await store.run(`INSERT INTO ${STAGED} ${fastPathSelectSql(linesRelation([f], gzipByFile[i] ? 'gzip' : 'none'))}`, [runId]);
     }
-    lap(`insert ${files.length} files`);
+    lap(`staged ${files.length} files`);
     const marks = await store.query<{ kind: string; n: number; bytes: number }>(
       `SELECT source_kind AS kind, count(*) AS n, sum(CASE WHEN source_kind = '${FAST_PATH_MARK.deferred}' THEN strlen(error_message) ELSE 0 END) AS bytes
-       FROM events WHERE ${after} GROUP BY source_kind`,
+       FROM ${STAGED} GROUP BY source_kind`,
     );
     const total = marks.reduce((n, m) => n + m.n, 0);
     const deferredMark = marks.find((m) => m.kind === FAST_PATH_MARK.deferred);
@@ -406,25 +408,21 @@ async function fastPathTransaction(
       deferredCount === 0
         ? []
         : await store.query<{ id: string; file: string; line: string }>(
-            `SELECT event_id AS id, event_source AS file, error_message AS line FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.deferred}' ORDER BY rowid`,
+            `SELECT event_id AS id, event_source AS file, error_message AS line FROM ${STAGED} WHERE source_kind = '${FAST_PATH_MARK.deferred}' ORDER BY rowid`,
           );
-    if (deferredCount > 0) await store.run(`DELETE FROM events WHERE ${after} AND source_kind = '${FAST_PATH_MARK.deferred}'`);
-    lap('marks resolved');
-    const duplicates = await deleteDuplicates(store, after);
-    lap('duplicates removed');
+    // JS finds the deferred lines in their files while DuckDB inserts the staged rows.
+    const locating = locateDeferred(files, gzipByFile, deferred);
+    locating.catch(() => undefined);
+    const insertedFast = await insertStaged(store);
+    await store.run(`DROP TABLE ${STAGED}`);
+    const duplicates = total - deferredCount - insertedFast;
+    lap('inserted');
+    const lineOf = await locating;
+    lap('rejected lines located');
     // Deferred lines: the JS normalizer decides, exactly as on the streaming path.
     const events: AuditEvent[] = [];
     const rejections: Located[] = [];
     let blank = 0;
-    const lineOf = new Map<string, Map<string, number[]>>();
-    const linesByFile = new Map<string, string[]>();
-    for (const d of deferred) linesByFile.set(d.file, [...(linesByFile.get(d.file) ?? []), d.line]);
-    const toLocate = files.flatMap((file, i) => (linesByFile.has(file.absPath) ? [{ file, gzip: gzipByFile[i]! }] : []));
-    for (let i = 0; i < toLocate.length; i += 4) {
-      const slice = toLocate.slice(i, i + 4);
-      const found = await Promise.all(slice.map(({ file, gzip }) => locateLines(file.absPath, gzip, linesByFile.get(file.absPath)!)));
-      slice.forEach(({ file }, j) => lineOf.set(file.absPath, found[j]!));
-    }
     const fileByPath = new Map(files.map((f) => [f.absPath, f]));
     for (const d of deferred) {
       const text = d.line.endsWith('\r') ? d.line.slice(0, -1) : d.line;
@@ -453,6 +451,24 @@ async function fastPathTransaction(
       rejections,
     };
   });
+}
+
+/** For each file holding deferred lines: each line's text → its line numbers in file order. */
+async function locateDeferred(files: FileInput[], gzipByFile: boolean[], deferred: Array<{ file: string; line: string }>): Promise<Map<string, Map<string, number[]>>> {
+  const lineOf = new Map<string, Map<string, number[]>>();
+  const linesByFile = new Map<string, string[]>();
+  for (const d of deferred) {
+    const list = linesByFile.get(d.file);
+    if (list) list.push(d.line);
+    else linesByFile.set(d.file, [d.line]);
+  }
+  const toLocate = files.flatMap((file, i) => (linesByFile.has(file.absPath) ? [{ file, gzip: gzipByFile[i]! }] : []));
+  for (let i = 0; i < toLocate.length; i += 4) {
+    const slice = toLocate.slice(i, i + 4);
+    const found = await Promise.all(slice.map(({ file, gzip }) => locateLines(file.absPath, gzip, linesByFile.get(file.absPath)!)));
+    slice.forEach(({ file }, j) => lineOf.set(file.absPath, found[j]!));
+  }
+  return lineOf;
 }
 
 const classifierRegistered = new WeakSet<Store>();
@@ -490,21 +506,25 @@ function registerSourceClassifier(store: Store): void {
   classifierRegistered.add(store);
 }
 
+/** The temp table a fast-path group is staged in (one group at a time per connection). */
+const STAGED = 'keyfence_fast_staged';
+
 /**
- * Removes the new rows (`after`) whose event is already stored, or already among the new rows (the first
- * line keeps it). Returns how many were removed. One hash join of the new IDs against the stored ones (event
- * IDs are unique among the stored rows, so the join yields each new row at most once).
+ * Inserts the staged events that are neither marked (deferred) nor stored yet, nor repeated among the staged
+ * rows (the first row keeps it). Returns how many were inserted. The stored copies are found by an inner join,
+ * so DuckDB builds its hash table on the smaller side (the group), not on the whole store.
  */
-async function deleteDuplicates(store: Store, after: string): Promise<number> {
-  const before = after.replace('rowid >', 'rowid <=');
-  const reader = await store.connection.runAndReadAll(`DELETE FROM events WHERE rowid IN (
-    -- an inner join, so DuckDB builds its hash table on the smaller side (the new rows), not on the whole store
-    SELECT n.rid FROM (SELECT rowid AS rid, event_id FROM events WHERE ${after}) n JOIN (SELECT event_id FROM events WHERE ${before}) o ON n.event_id = o.event_id
-    UNION ALL
-    SELECT rid FROM (
-      SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid) AS rn
-      FROM events WHERE ${after} AND hash(event_id) IN (
-        SELECT h FROM (SELECT hash(event_id) AS h FROM events WHERE ${after}) GROUP BY h HAVING count(*) > 1)
-    ) WHERE rn > 1)`);
+async function insertStaged(store: Store): Promise<number> {
+  const ok = `source_kind <> '${FAST_PATH_MARK.deferred}'`;
+  const reader = await store.connection.runAndReadAll(`INSERT INTO events
+    SELECT n.* FROM ${STAGED} n
+    WHERE n.${ok} AND n.rowid NOT IN (
+      SELECT s.rowid FROM ${STAGED} s JOIN events o ON s.event_id = o.event_id
+      UNION ALL
+      SELECT rid FROM (
+        SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid) AS rn
+        FROM ${STAGED} WHERE ${ok} AND hash(event_id) IN (
+          SELECT h FROM (SELECT hash(event_id) AS h FROM ${STAGED} WHERE ${ok}) GROUP BY h HAVING count(*) > 1)
+      ) WHERE rn > 1)`);
   return Number(reader.getRowsJS()[0]?.[0] ?? 0);
 }
