@@ -273,14 +273,15 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     const errors = Math.max(0, s.errorCalls - s.deniedCalls);
     if (errors >= T.leakMinErrorCalls && errors >= T.leakErrorShare * s.calls) return;
     if (s.sensitiveCalls >= T.leakMinSensitiveCalls && s.sensitiveCalls >= T.leakSensitiveShare * s.calls) return;
-    const a = factsOf(s).address;
+    const facts = factsOf(s);
+    const a = facts.address;
     if (!a) return;
     const id = `${scope}|${a.family}`;
     let m = units.get(id);
     if (!m) units.set(id, (m = { values: [], keys: [], spans: [] }));
     m.values.push(unitValue(a.family, a.value));
     m.keys.push(key);
-    m.spans.push([factsOf(s).firstMs, factsOf(s).lastMs]);
+    m.spans.push([facts.firstMs, facts.lastMs]);
   };
   for (const p of profiles) {
     for (const s of p.publicSources) add('', s, p.accessKeyId);
@@ -291,7 +292,7 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     const sep = id.lastIndexOf('|');
     const scope = id.slice(0, sep);
     const family = Number(id.slice(sep + 1)) as IpFamily;
-    const order = m.values.map((_, i) => i).sort((a, b) => (m.values[a]! < m.values[b]! ? -1 : m.values[a]! > m.values[b]! ? 1 : 0));
+    const order = sortedOrder(family, m.values);
     const all = order.map((i) => m.values[i]!);
     const allKeys = order.map((i) => m.keys[i]!);
     const allSpans = order.map((i) => m.spans[i]!);
@@ -352,6 +353,19 @@ function linkSiblings(list: PoolBlock[]): void {
   }
 }
 
+/**
+ * The indexes of `values` in ascending value order, ties in index order (a stable sort). IPv4 values fit in a
+ * double exactly, so they are compared as numbers: comparing bigints dominated this sort over every source.
+ */
+function sortedOrder(family: IpFamily, values: readonly bigint[]): number[] {
+  const order = values.map((_, i) => i);
+  if (family === 4) {
+    const asNumbers = Float64Array.from(values, Number);
+    return order.sort((a, b) => asNumbers[a]! - asNumbers[b]!);
+  }
+  return order.sort((a, b) => (values[a]! < values[b]! ? -1 : values[a]! > values[b]! ? 1 : 0));
+}
+
 /** The first index whose value is ≥ `value` in a sorted array. */
 function lowerBound(sorted: readonly bigint[], value: bigint): number {
   let lo = 0;
@@ -370,15 +384,24 @@ interface SourceFacts {
   lastMs: number;
 }
 
-const factsCache = new WeakMap<SourceUsage, SourceFacts>();
+/**
+ * Where a source's parsed facts are kept: on the source object itself, under a private, non-enumerable symbol
+ * (invisible to JSON, Object.keys and deep equality). A WeakMap lookup per read cost more than the parse it
+ * saved once every pass over a million sources asked for them; the WeakMap remains for frozen sources.
+ */
+const FACTS = Symbol('keyfence.sourceFacts');
+const frozenFactsCache = new WeakMap<SourceUsage, SourceFacts>();
+type WithFacts = SourceUsage & { [FACTS]?: SourceFacts };
 
 /** A source's address and times, parsed once per source object (every pass over every key reads them). */
 export function factsOf(s: SourceUsage): SourceFacts {
-  let f = factsCache.get(s);
-  if (!f) {
-    f = { address: addressOf(s.ip), firstMs: Date.parse(s.firstSeen), lastMs: Date.parse(s.lastSeen) };
-    factsCache.set(s, f);
-  }
+  const kept = (s as WithFacts)[FACTS];
+  if (kept) return kept;
+  let f = frozenFactsCache.get(s);
+  if (f) return f;
+  f = { address: addressOf(s.ip), firstMs: Date.parse(s.firstSeen), lastMs: Date.parse(s.lastSeen) };
+  if (Object.isExtensible(s)) Object.defineProperty(s, FACTS, { value: f, enumerable: false });
+  else frozenFactsCache.set(s, f);
   return f;
 }
 
@@ -387,15 +410,38 @@ export function addressOf(text: string): Address | null {
   return canonicalV4(text) ?? parseAddress(text);
 }
 
-const CANONICAL_V4 = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
-
-/** Canonical dotted-quad text (what ingest stores) without the general parser; anything else is left to parseAddress. */
+/**
+ * Canonical dotted-quad text (what ingest stores) without the general parser; anything else is left to
+ * parseAddress. Canonical means four decimal octets ≤ 255 without leading zeros (the same text the pattern
+ * /^(0|[1-9]\d{0,2})(\.(0|[1-9]\d{0,2})){3}$/ accepts), read char by char: a regex match per source showed in
+ * profiles over a million sources.
+ */
 function canonicalV4(text: string): Address | null {
-  const m = CANONICAL_V4.exec(text);
-  if (!m) return null;
-  const o = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
-  if (o.some((x) => x > 255)) return null;
-  return { family: 4, value: BigInt(((o[0]! << 24) >>> 0) + (o[1]! << 16) + (o[2]! << 8) + o[3]!), text };
+  const n = text.length;
+  if (n < 7 || n > 15) return null;
+  let value = 0;
+  let octets = 0;
+  let i = 0;
+  while (i < n) {
+    const start = i;
+    let octet = 0;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      octet = octet * 10 + (c - 48);
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || (digits > 1 && text.charCodeAt(start) === 48) || octet > 255) return null;
+    value = value * 256 + octet;
+    octets++;
+    if (i === n) break;
+    if (octets === 4 || text.charCodeAt(i) !== 46) return null;
+    i++;
+    if (i === n) return null;
+  }
+  if (octets !== 4) return null;
+  return { family: 4, value: BigInt(value), text };
 }
 
 function findBlock(list: readonly PoolBlock[] | undefined, family: IpFamily, value: bigint): PoolBlock | null {
