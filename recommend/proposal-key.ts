@@ -125,10 +125,10 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   // Short-lived addresses outside any pool block: a dynamic egress the evidence cannot pin down.
   // (an IPv6 privacy address is judged by its /64, which lives on)
   const shortLived = (s: SourceUsage): boolean => countsOf(s).days <= SUSPICION_THRESHOLDS.shortLivedDays;
-  const loose = profile.publicSources.filter((s) => {
-    const c = candidateOf(profile.accessKeyId, s);
-    return c !== null && shortLived(s) && publicPoolOf(c.family, c.value) === null;
-  });
+  // Each public source's candidate and pool block, computed once: both passes below read them.
+  const publicCandidateAt = profile.publicSources.map((s) => candidateOf(profile.accessKeyId, s));
+  const publicPoolAt = publicCandidateAt.map((c) => (c ? publicPoolOf(c.family, c.value) : null));
+  const loose = profile.publicSources.filter((s, i) => publicCandidateAt[i] !== null && shortLived(s) && publicPoolAt[i] === null);
   const looseWarning = loose.length >= 5 && loose.length >= SUSPICION_THRESHOLDS.rotatingKeyShare * profile.publicSources.length;
   // A key whose calls mostly come from addresses that come and go (in pools or not) draws from ranges, not
   // addresses. Counted in calls: a fixed egress with a few one-off addresses around it does not rotate.
@@ -163,15 +163,16 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
     return true;
   };
 
-  for (const s of profile.publicSources) {
-    const c = candidateOf(profile.accessKeyId, s);
+  for (let i = 0; i < profile.publicSources.length; i++) {
+    const s = profile.publicSources[i]!;
+    const c = publicCandidateAt[i];
     if (!c) {
       plan.excluded.push({ source: s.ip, code: 'invalid-source', calls: s.calls, reason: 'not a valid address' });
       continue;
     }
     const include = included(c.family, c.value);
     if (include) plan.includesUsed.add(include.text);
-    const pool = publicPoolOf(c.family, c.value);
+    const pool = publicPoolAt[i] ?? null;
     const leak = leakByIp.get(s.ip);
     if (leak && !include) {
       plan.leaks.push(leak);

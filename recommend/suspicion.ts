@@ -228,6 +228,8 @@ export function widenToEvidence(block: Prefix, sortedUnits: readonly bigint[], f
 }
 
 interface PoolBlock extends Prefix {
+  /** base + the block's size: the first value past it. */
+  end: bigint;
   scope: string;
   members: number;
   keys: string[];
@@ -243,9 +245,16 @@ interface PoolBlock extends Prefix {
  * (a few young addresses are no line yet).
  */
 function isLeaseChain(spans: ReadonlyArray<readonly [number, number]>): boolean {
+  if (spans.length === 0) return false;
+  // The chain's extent first, in one pass: most blocks fail here, before any sorting.
+  let first = Infinity;
+  let last = -Infinity;
+  for (const [start, end] of spans) {
+    if (start < first) first = start;
+    if (end > last) last = end;
+  }
+  if (last - first <= SUSPICION_THRESHOLDS.poolMemberMaxDays * DAY_MS) return false;
   const sorted = [...spans].sort((a, b) => a[0] - b[0]);
-  const last = Math.max(...sorted.map((s) => s[1]));
-  if (sorted.length === 0 || last - sorted[0]![0] <= SUSPICION_THRESHOLDS.poolMemberMaxDays * DAY_MS) return false;
   // A lease outlives a day (the line is always on); runners' addresses last a job's hours.
   const lengths = sorted.map((s) => s[1] - s[0]).sort((a, b) => a - b);
   if (lengths[Math.floor(lengths.length / 2)]! < DAY_MS) return false;
@@ -311,7 +320,8 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
       }
       // One key's line, one address at a time: its lease pool is wider than the leases seen.
       const block = scope === '' && keys.size === 1 && isLeaseChain(spans) ? widenToEvidence(p, sorted, T.poolGroupPrefix[family]) : p;
-      list.push({ ...block, scope, members, keys: [...keys].sort(), siblings: [], leaseLine: block !== p });
+      const blockEnd = block.base + (1n << BigInt(FAMILY_BITS[family] - block.length));
+      list.push({ ...block, end: blockEnd, scope, members, keys: [...keys].sort(), siblings: [], leaseLine: block !== p });
     }
     linkSiblings(list);
     blocks.set(id, list.sort(compareCidr));
@@ -417,8 +427,14 @@ export function addressOf(text: string): Address | null {
  * profiles over a million sources.
  */
 function canonicalV4(text: string): Address | null {
+  const value = canonicalV4Value(text);
+  return value < 0 ? null : { family: 4, value: BigInt(value), text };
+}
+
+/** The value of canonical dotted-quad text as a plain number, -1 for any other text. */
+function canonicalV4Value(text: string): number {
   const n = text.length;
-  if (n < 7 || n > 15) return null;
+  if (n < 7 || n > 15) return -1;
   let value = 0;
   let octets = 0;
   let i = 0;
@@ -432,19 +448,18 @@ function canonicalV4(text: string): Address | null {
       i++;
     }
     const digits = i - start;
-    if (digits === 0 || digits > 3 || (digits > 1 && text.charCodeAt(start) === 48) || octet > 255) return null;
+    if (digits === 0 || digits > 3 || (digits > 1 && text.charCodeAt(start) === 48) || octet > 255) return -1;
     value = value * 256 + octet;
     octets++;
     if (i === n) break;
-    if (octets === 4 || text.charCodeAt(i) !== 46) return null;
+    if (octets === 4 || text.charCodeAt(i) !== 46) return -1;
     i++;
-    if (i === n) return null;
+    if (i === n) return -1;
   }
-  if (octets !== 4) return null;
-  return { family: 4, value: BigInt(value), text };
+  return octets === 4 ? value : -1;
 }
 
-function findBlock(list: readonly PoolBlock[] | undefined, family: IpFamily, value: bigint): PoolBlock | null {
+function findBlock(list: readonly PoolBlock[] | undefined, value: bigint): PoolBlock | null {
   if (!list || list.length === 0) return null;
   let lo = 0;
   let hi = list.length - 1;
@@ -457,7 +472,8 @@ function findBlock(list: readonly PoolBlock[] | undefined, family: IpFamily, val
     } else hi = mid - 1;
   }
   const b = best >= 0 ? list[best]! : null;
-  return b && maskValue(value, family, b.length) === b.base ? b : null;
+  // base ≤ value < end: the same test as masking the value, without allocating a bigint per lookup.
+  return b && value < b.end ? b : null;
 }
 
 /**
@@ -470,7 +486,7 @@ export function guessPools(profile: KeyProfile, index: PoolIndex): PoolGuess[] {
   const visit = (scope: string, s: SourceUsage): void => {
     const a = factsOf(s).address;
     if (!a) return;
-    const block = findBlock(index.blocks.get(`${scope}|${a.family}`), a.family, unitValue(a.family, a.value));
+    const block = findBlock(index.blocks.get(`${scope}|${a.family}`), unitValue(a.family, a.value));
     if (!block) return;
     let h = hits.get(block);
     if (!h) hits.set(block, (h = { own: new Set(), sources: [] }));
@@ -523,7 +539,10 @@ function compareCidr(a: { family: IpFamily; base: bigint; length: number }, b: {
 
 /** A sort key for address text: numeric within a family, IPv4 before IPv6, unparseable text last. */
 export function addressSortKey(text: string): string {
-  const a = addressOf(text);
+  // Canonical IPv4 (nearly every source) straight from its number: no bigint to build and print.
+  const v4 = canonicalV4Value(text);
+  if (v4 >= 0) return `4|${v4.toString(16).padStart(8, '0')}`;
+  const a = parseAddress(text);
   if (!a) return `9|${text}`;
   return a.family === 4 ? `4|${a.value.toString(16).padStart(8, '0')}` : `6|${a.value.toString(16).padStart(32, '0')}`;
 }
