@@ -126,12 +126,16 @@ function unitValue(family: IpFamily, value: bigint): bigint {
 
 const UNIT_LENGTH: Record<IpFamily, number> = { 4: 32, 6: 64 };
 
-/** The smallest prefix holding every value of a sorted list (all of one family). */
-function enclosingPrefix(family: IpFamily, sorted: readonly bigint[]): Prefix {
-  const min = sorted[0]!;
-  const max = sorted[sorted.length - 1]!;
-  let length = FAMILY_BITS[family];
-  while (length > 0 && maskValue(min, family, length) !== maskValue(max, family, length)) length--;
+/** The smallest prefix holding every value from `min` to `max` (of one family). */
+function enclosingPrefix(family: IpFamily, min: bigint, max: bigint): Prefix {
+  let length: number;
+  if (family === 4) {
+    // The bits min and max share from the top, counted on a plain number (IPv4 fits in 32 bits).
+    length = Math.clz32(Number(min ^ max));
+  } else {
+    length = FAMILY_BITS[family];
+    while (length > 0 && maskValue(min, family, length) !== maskValue(max, family, length)) length--;
+  }
   return { family, base: maskValue(min, family, length), length };
 }
 
@@ -164,15 +168,16 @@ function erfc(x: number): number {
  * between the halves (binomial), and whether either half's addresses crowd into a small part of it (n points
  * all inside one 2^-d share of a half happens with probability 2^(d(1-n))).
  */
-function uniformityPValue(block: Prefix, low: readonly bigint[], high: readonly bigint[]): number {
-  const n = low.length + high.length;
-  const pSplit = Math.min(1, 2 * binomialLowerTail(Math.min(low.length, high.length), n));
+function uniformityPValue(block: Prefix, sorted: readonly bigint[], halves: ReadonlyArray<readonly [number, number]>): number {
+  const [lowCount, highCount] = halves.map(([from, to]) => to - from) as [number, number];
+  const pSplit = Math.min(1, 2 * binomialLowerTail(Math.min(lowCount, highCount), lowCount + highCount));
   let pCrowd = 1;
-  for (const half of [low, high]) {
-    if (half.length < 2) continue;
-    const e = enclosingPrefix(block.family, half);
+  for (const [from, to] of halves) {
+    const count = to - from;
+    if (count < 2) continue;
+    const e = enclosingPrefix(block.family, sorted[from]!, sorted[to - 1]!);
     const d = Math.min(e.length, UNIT_LENGTH[block.family]) - (block.length + 1);
-    if (d > 0) pCrowd = Math.min(pCrowd, 2 * Math.pow(2, d * (1 - half.length)));
+    if (d > 0) pCrowd = Math.min(pCrowd, 2 * Math.pow(2, d * (1 - count)));
   }
   return Math.min(1, 2 * Math.min(pSplit, pCrowd));
 }
@@ -186,21 +191,19 @@ export function clusterPools(family: IpFamily, sortedUnits: readonly bigint[], f
   const T = SUSPICION_THRESHOLDS;
   const out: Prefix[] = [];
   const bits = FAMILY_BITS[family];
-  const split = (values: readonly bigint[]): void => {
-    if (values.length < T.poolMinMembers) return;
-    const e = enclosingPrefix(family, values);
+  // Parts are index ranges [from, to) of the sorted units: no copies at each of up to 32 levels.
+  const split = (from: number, to: number): void => {
+    if (to - from < T.poolMinMembers) return;
+    const e = enclosingPrefix(family, sortedUnits[from]!, sortedUnits[to - 1]!);
     if (e.length >= UNIT_LENGTH[family]) return;
     const mid = e.base | (1n << BigInt(bits - e.length - 1));
-    let k = 0;
-    while (k < values.length && values[k]! < mid) k++;
-    const low = values.slice(0, k);
-    const high = values.slice(k);
-    if (e.length < floor || uniformityPValue(e, low, high) < T.poolSplitAlpha) {
-      split(low);
-      split(high);
+    const k = lowerBound(sortedUnits, mid, from, to);
+    if (e.length < floor || uniformityPValue(e, sortedUnits, [[from, k], [k, to]]) < T.poolSplitAlpha) {
+      split(from, k);
+      split(k, to);
     } else out.push(e);
   };
-  split(sortedUnits);
+  split(0, sortedUnits.length);
   return out;
 }
 
@@ -376,10 +379,10 @@ function sortedOrder(family: IpFamily, values: readonly bigint[]): number[] {
   return order.sort((a, b) => (values[a]! < values[b]! ? -1 : values[a]! > values[b]! ? 1 : 0));
 }
 
-/** The first index whose value is ≥ `value` in a sorted array. */
-function lowerBound(sorted: readonly bigint[], value: bigint): number {
-  let lo = 0;
-  let hi = sorted.length;
+/** The first index whose value is ≥ `value` in a sorted array (or in its range [from, to)). */
+function lowerBound(sorted: readonly bigint[], value: bigint, from = 0, to = sorted.length): number {
+  let lo = from;
+  let hi = to;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (sorted[mid]! < value) lo = mid + 1;
