@@ -486,18 +486,22 @@ function findBlock(list: readonly PoolBlock[] | undefined, value: bigint): PoolB
 export function guessPools(profile: KeyProfile, index: PoolIndex): PoolGuess[] {
   const T = SUSPICION_THRESHOLDS;
   const hits = new Map<PoolBlock, { own: Set<bigint>; sources: SourceUsage[] }>();
-  const visit = (scope: string, s: SourceUsage): void => {
+  const visit = (blocksOf: (family: IpFamily) => PoolBlock[] | undefined, s: SourceUsage): void => {
     const a = factsOf(s).address;
     if (!a) return;
-    const block = findBlock(index.blocks.get(`${scope}|${a.family}`), unitValue(a.family, a.value));
+    const unit = unitValue(a.family, a.value);
+    const block = findBlock(blocksOf(a.family), unit);
     if (!block) return;
     let h = hits.get(block);
     if (!h) hits.set(block, (h = { own: new Set(), sources: [] }));
     h.sources.push(s);
-    if (s.days <= T.poolMemberMaxDays) h.own.add(unitValue(a.family, a.value));
+    if (s.days <= T.poolMemberMaxDays) h.own.add(unit);
   };
-  for (const s of profile.publicSources) visit('', s);
-  for (const s of profile.vpcSources) visit(s.vpcId, s);
+  // The public scope's block lists looked up once, not once per source.
+  const publicBlocks: Record<IpFamily, PoolBlock[] | undefined> = { 4: index.blocks.get('|4'), 6: index.blocks.get('|6') };
+  const publicBlocksOf = (family: IpFamily): PoolBlock[] | undefined => publicBlocks[family];
+  for (const s of profile.publicSources) visit(publicBlocksOf, s);
+  for (const s of profile.vpcSources) visit((family) => index.blocks.get(`${s.vpcId}|${family}`), s);
   // A key uses a block when its own rotating addresses are in it: two of them, or one where other keys confirm the pool.
   const used = [...hits].filter(([block, h]) => h.own.size >= T.poolMinKeyMembers || (h.own.size >= 1 && block.keys.length >= 2));
   const chosen = new Map<PoolBlock, string>();
