@@ -199,16 +199,25 @@ GROUP BY ALL`;
 }
 
 // Reading a million rows value by value through the DuckDB binding costs seconds; one delimited text per
-// slice of keys, split in JavaScript, costs a fraction of that. The separators are ASCII control characters.
-// List items (user agents, service names) are cleaned of them in SQL. The other text fields (key ID, address,
-// VPC ID) are written by the vendor, not by a caller, and cleaning them costs more than the aggregate itself,
-// so instead every slice is checked: a separator inside a value adds a record or a field, which the row count
-// and the field count reveal; then the slice is read again with every field cleaned.
+// key, split in JavaScript, costs a fraction of that. The key ID and kind are columns of that row, not repeated
+// in the text. The separators are ASCII control characters. List items (user agents, service names) are cleaned
+// of them in SQL. The other text fields (address, VPC ID) are written by the vendor, not by a caller, and
+// cleaning them costs more than the aggregate itself, so instead every key's text is checked: a separator
+// inside a value adds a record or a field, which the row count and the field count reveal; then every key is
+// read again with every field, the key ID included, cleaned.
 const FIELD = '\x1f';
 const RECORD = '\x1e';
 const ITEM = '\x1d';
-const WIRE_FIELDS = 17;
-const WIRE_SLICES = 8;
+const WIRE_FIELDS = 15;
+const SEPARATOR = /[\x1e\x1f]/;
+
+/** One key's aggregate rows as text. */
+type WireKey = {
+  access_key_id: string;
+  key_kind: string;
+  rows: number;
+  wire: string;
+};
 
 function wireSql(aggregateSql: string, servicesAsMask: boolean, cleanEverything: boolean): string {
   const clean = (x: string) => `translate(${x}, chr(29) || chr(30) || chr(31), '   ')`;
@@ -216,7 +225,7 @@ function wireSql(aggregateSql: string, servicesAsMask: boolean, cleanEverything:
   const iso = (x: string) => `strftime(${x}, '%Y-%m-%dT%H:%M:%SZ')`;
   const items = (x: string) => `array_to_string(list_transform(list_filter(${x}, v -> v IS NOT NULL), v -> ${clean('v')}), chr(29))`;
   const fields = [
-    text('access_key_id'), 'key_kind', 'source_kind', text('source_ip'), `coalesce(CAST(ip_family AS VARCHAR), '')`, text('vpc_id'),
+    'source_kind', text('source_ip'), `coalesce(CAST(ip_family AS VARCHAR), '')`, text('vpc_id'),
     `CASE WHEN exempt THEN '1' ELSE '' END`,
     'calls', 'days', iso('first_seen'), iso('last_seen'), 'error_calls', 'denied_calls', 'sensitive_calls',
     servicesAsMask ? `coalesce(services, '')` : items('services'),
@@ -224,21 +233,9 @@ function wireSql(aggregateSql: string, servicesAsMask: boolean, cleanEverything:
     `array_to_string(list_transform(user_agents, v -> coalesce(${clean('v')}, '')), chr(29))`,
     `array_to_string(user_agent_calls, chr(29))`,
   ];
-  return `SELECT hash(access_key_id) % ${WIRE_SLICES} AS slice, count(*) AS rows, string_agg(concat(${fields.join(', chr(31), ')}), chr(30)) AS wire
-FROM (${aggregateSql}) GROUP BY slice ORDER BY slice`;
-}
-
-/** Splits one slice into rows of fields, or returns null when a value carried a separator. */
-function splitSlice(wire: string, rows: number): string[][] | null {
-  const lines = wire.split(RECORD);
-  if (lines.length !== rows) return null;
-  const out: string[][] = new Array(lines.length);
-  for (let i = 0; i < lines.length; i++) {
-    const f = lines[i]!.split(FIELD);
-    if (f.length !== WIRE_FIELDS) return null;
-    out[i] = f;
-  }
-  return out;
+  return `SELECT ${text('access_key_id')} AS access_key_id, coalesce(key_kind, '') AS key_kind, count(*) AS rows,
+  string_agg(concat(${fields.join(', chr(31), ')}), chr(30)) AS wire
+FROM (${aggregateSql}) GROUP BY ALL ORDER BY access_key_id, key_kind`;
 }
 
 interface KeyIdentity {
@@ -253,29 +250,45 @@ function orNull(s: string | undefined): string | null {
   return s ? s : null;
 }
 
-function parseWireRow(f: string[], identities: Map<string, KeyIdentity>, services: (field: string) => string[]): SourceAggregateRow {
-  const identity = identities.get(f[0]!) ?? NO_IDENTITY;
-  return {
-    accessKeyId: f[0]!,
-    keyKind: f[1] as KeyKind,
-    identityType: identity.identityType,
-    userName: identity.userName,
-    accountId: identity.accountId,
-    sourceKind: f[2] as SourceKind,
-    sourceIp: orNull(f[3]),
-    ipFamily: f[4] === '4' ? 4 : f[4] === '6' ? 6 : null,
-    vpcId: orNull(f[5]),
-    exempt: f[6] === '1',
-    calls: Number(f[7]),
-    days: Number(f[8]),
-    firstSeen: f[9]!,
-    lastSeen: f[10]!,
-    errorCalls: Number(f[11]),
-    deniedCalls: Number(f[12]),
-    sensitiveCalls: Number(f[13]),
-    services: services(f[14] ?? ''),
-    userAgents: rankUserAgents(f[15]!, f[16]!),
-  };
+// The fold compares kinds once per row: a literal per value makes those comparisons pointer checks instead of
+// reads into the wire text.
+const KEY_KINDS: ReadonlyMap<string, KeyKind> = new Map((['permanent', 'sts', 'none'] as const).map((k) => [k, k]));
+const SOURCE_KINDS: ReadonlyMap<string, SourceKind> = new Map((['public', 'vpc', 'internal', 'service', 'invalid'] as const).map((k) => [k, k]));
+
+/** Appends one key's rows to `out`, or returns false (`out` partly appended) when a value carried a separator. */
+function parseWireKey(key: WireKey, identity: KeyIdentity, services: (field: string) => string[], out: SourceAggregateRow[]): boolean {
+  // A key ID carrying a separator makes the whole read cleaned, as it would if the ID were in the text.
+  if (SEPARATOR.test(key.access_key_id)) return false;
+  const lines = key.wire.split(RECORD);
+  if (lines.length !== key.rows) return false;
+  const accessKeyId = key.access_key_id;
+  const keyKind = KEY_KINDS.get(key.key_kind) ?? (key.key_kind as KeyKind);
+  for (const line of lines) {
+    const f = line.split(FIELD);
+    if (f.length !== WIRE_FIELDS) return false;
+    out.push({
+      accessKeyId,
+      keyKind,
+      identityType: identity.identityType,
+      userName: identity.userName,
+      accountId: identity.accountId,
+      sourceKind: SOURCE_KINDS.get(f[0]!) ?? (f[0] as SourceKind),
+      sourceIp: orNull(f[1]),
+      ipFamily: f[2] === '4' ? 4 : f[2] === '6' ? 6 : null,
+      vpcId: orNull(f[3]),
+      exempt: f[4] === '1',
+      calls: Number(f[5]),
+      days: Number(f[6]),
+      firstSeen: f[7]!,
+      lastSeen: f[8]!,
+      errorCalls: Number(f[9]),
+      deniedCalls: Number(f[10]),
+      sensitiveCalls: Number(f[11]),
+      services: services(f[12] ?? ''),
+      userAgents: rankUserAgents(f[13]!, f[14]!),
+    });
+  }
+  return true;
 }
 
 /** The most frequent user agents (ties by text), at most USER_AGENTS_CAP, from aligned agent and call lists. */
@@ -339,17 +352,15 @@ export async function loadSourceAggregates(store: Store, query: ProfileQuery): P
   const identities = new Map(identityRows.map((r) => [r.access_key_id, { identityType: r.identity_type, userName: r.user_name, accountId: r.account_id }]));
   const decodeServices = serviceDecoder(plan);
   const aggregate = plannedAggregateSql(query, plan);
-  const slices = await store.query<{ slice: number; rows: number; wire: string }>(wireSql(aggregate, plan.serviceMask !== null, false));
-  let split = slices.map((s) => splitSlice(s.wire, s.rows));
-  if (split.some((s) => s === null)) {
-    const cleaned = await store.query<{ slice: number; rows: number; wire: string }>(wireSql(aggregate, plan.serviceMask !== null, true));
-    split = cleaned.map((s) => splitSlice(s.wire, s.rows));
-  }
-  const rows: SourceAggregateRow[] = [];
-  for (const fields of split) {
-    if (!fields) throw new Error('aggregate rows could not be read back even with every value cleaned: a bug in analyze/profiles.ts');
-    for (const f of fields) rows.push(parseWireRow(f, identities, decodeServices));
-  }
+  const read = (keys: WireKey[]): SourceAggregateRow[] | null => {
+    const rows: SourceAggregateRow[] = [];
+    for (const key of keys) if (!parseWireKey(key, identities.get(key.access_key_id) ?? NO_IDENTITY, decodeServices, rows)) return null;
+    return rows;
+  };
+  const rows =
+    read(await store.query<WireKey>(wireSql(aggregate, plan.serviceMask !== null, false))) ??
+    read(await store.query<WireKey>(wireSql(aggregate, plan.serviceMask !== null, true)));
+  if (!rows) throw new Error('aggregate rows could not be read back even with every value cleaned: a bug in analyze/profiles.ts');
   return rows;
 }
 
@@ -511,6 +522,89 @@ function addressOrder(ip: string): { rank: number; value: number | bigint } {
 /** Sorts in place by VPC ID (none first), then address. */
 function sortSources<T extends { ip: string | null; vpcId?: string | null }>(list: T[]): void {
   if (list.length < 2) return;
+  if (!sortIpv4Sources(list)) sortAnySources(list);
+}
+
+/**
+ * The common case, a list of IPv4 sources, without an object per source: each source's order is one number
+ * (VPC rank × 2^32 + address), ties (the same address written differently) by text. False, list untouched,
+ * when an address is not a dotted quad that fits 32 bits.
+ */
+function sortIpv4Sources<T extends { ip: string | null; vpcId?: string | null }>(list: T[]): boolean {
+  const n = list.length;
+  const order = new Float64Array(n);
+  const firstVpc = list[0]!.vpcId ?? '';
+  let oneVpc = true;
+  for (let i = 0; i < n; i++) {
+    const s = list[i]!;
+    const value = s.ip === null ? -1 : ipv4Value(s.ip);
+    if (value < 0 || value > 0xffffffff) return false;
+    order[i] = value;
+    if (oneVpc && (s.vpcId ?? '') !== firstVpc) oneVpc = false;
+  }
+  if (!oneVpc) {
+    const rank = new Map([...new Set(list.map((s) => s.vpcId ?? ''))].sort(compareText).map((vpc, i) => [vpc, i] as const));
+    for (let i = 0; i < n; i++) order[i]! += rank.get(list[i]!.vpcId ?? '')! * 2 ** 32;
+  }
+  const index = oneVpc && n <= INDEX_SPAN ? packedOrder(order, list) : null;
+  const sorted = list.slice();
+  if (index) for (let i = 0; i < n; i++) list[i] = sorted[index[i]!]!;
+  else {
+    const byOrder = Array.from({ length: n }, (_, i) => i);
+    byOrder.sort((a, b) => order[a]! - order[b]! || compareText(sorted[a]!.ip!, sorted[b]!.ip!) || a - b);
+    for (let i = 0; i < n; i++) list[i] = sorted[byOrder[i]!]!;
+  }
+  return true;
+}
+
+const INDEX_SPAN = 2 ** 21;
+
+/**
+ * Positions by order (< 2^32), then text, then position: order × 2^21 + position is exact in a double, so a
+ * comparator-free numeric sort does it; only runs of equal order are then sorted by text.
+ */
+function packedOrder(order: Float64Array, list: ReadonlyArray<{ ip: string | null }>): number[] {
+  const n = order.length;
+  const packed = new Float64Array(n);
+  for (let i = 0; i < n; i++) packed[i] = order[i]! * INDEX_SPAN + i;
+  packed.sort();
+  const index: number[] = new Array(n);
+  for (let i = 0; i < n; i++) index[i] = packed[i]! % INDEX_SPAN;
+  for (let start = 0; start < n; ) {
+    let end = start + 1;
+    while (end < n && order[index[end]!] === order[index[start]!]) end++;
+    if (end - start > 1) {
+      const run = index.slice(start, end).sort((a, b) => compareText(list[a]!.ip!, list[b]!.ip!) || a - b);
+      for (let i = 0; i < run.length; i++) index[start + i] = run[i]!;
+    }
+    start = end;
+  }
+  return index;
+}
+
+/** What `V4` accepts, as `addressOrder` values it (octets of up to three digits, not range-checked), or -1. */
+function ipv4Value(ip: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++digits > 3) return -1;
+      part = part * 10 + (c - 48);
+    } else if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else return -1;
+  }
+  return digits === 0 || dots !== 3 ? -1 : value * 256 + part;
+}
+
+function sortAnySources<T extends { ip: string | null; vpcId?: string | null }>(list: T[]): void {
   const keyed = list.map((s) => ({ s, vpc: s.vpcId ?? '', order: addressOrder(s.ip ?? ''), ip: s.ip ?? '' }));
   keyed.sort((a, b) => {
     if (a.vpc !== b.vpc) return a.vpc < b.vpc ? -1 : 1;
