@@ -126,6 +126,8 @@ FROM events WHERE ${scopeSql(query)} GROUP BY access_key_id`;
  *   DISTINCT lists are used.
  * - An ordered list aggregate is dearer still: user agents come back unordered with their calls and are
  *   ranked in JavaScript (few per source).
+ * - `event_name IN (…23 names)` is planned as a join against the list and cost a sixth of the aggregate;
+ *   `list_contains` over the same constant list gives the same answer (NULL is never counted) for a tenth of it.
  */
 export interface AggregatePlan {
   /** First UTC day of the window (`YYYY-MM-DD`): bit 0 of the day mask. */
@@ -189,7 +191,7 @@ FROM (
     min(event_time) AS first_seen, max(event_time) AS last_seen,
     count(error_code) AS error_calls,
     count_if(acl_denied) AS denied_calls,
-    count_if(event_name IN (${sensitive})) AS sensitive_calls,
+    count_if(list_contains([${sensitive}], event_name)) AS sensitive_calls,
     ${innerServices} AS services
   FROM events
   WHERE ${scopeSql(query)}
