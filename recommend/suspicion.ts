@@ -611,18 +611,23 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   const newGroupDaily = new Map<string, number>();
   // …and a network stops only when all of its new addresses have: a NAT's addresses take turns.
   const newGroupLast = new Map<string, number>();
-  for (const s of profile.publicSources) {
+  // Each new source's network key, by index in publicSources: the loop below reads it again.
+  const networkAt: string[] = [];
+  profile.publicSources.forEach((s, i) => {
     const a = factsOf(s).address;
-    if (!a || !isNew(s)) continue;
+    if (!a || !isNew(s)) return;
     const g = groupKey(a.family, a.value, T.networkPrefix[a.family]);
+    networkAt[i] = g;
     newGroupDaily.set(g, (newGroupDaily.get(g) ?? 0) + s.calls / Math.max(1, s.days));
     newGroupLast.set(g, Math.max(newGroupLast.get(g) ?? 0, factsOf(s).lastMs));
-  }
+  });
   const leaks: SuspiciousSource[] = [];
-  for (const s of profile.publicSources) {
+  for (let i = 0; i < profile.publicSources.length; i++) {
+    const s = profile.publicSources[i]!;
     if (!isNew(s)) continue;
     const a = factsOf(s).address;
     if (!a) continue;
+    const network = networkAt[i]!;
     const pooled = inPool(a.family, a.value);
     const far = !pooled && !nearGroups.has(groupKey(a.family, a.value, T.nearPrefix[a.family]));
     // Calls refused by the ACL in force fail whoever makes them: they are no sign of a leak.
@@ -632,11 +637,11 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
     const sensitiveShare = s.calls > 0 ? s.sensitiveCalls / s.calls : 0;
     const sensitive = s.sensitiveCalls >= T.leakMinSensitiveCalls && sensitiveShare >= Math.max(T.leakSensitiveShare, T.leakSensitiveOverBaseline * baselineSensitiveShare);
     // Whole UTC days between the source's last call and the key's: hours of the day do not matter.
-    const networkLast = newGroupLast.get(groupKey(a.family, a.value, T.networkPrefix[a.family])) ?? factsOf(s).lastMs;
+    const networkLast = newGroupLast.get(network) ?? factsOf(s).lastMs;
     const ended = Math.floor(keyEnd / DAY_MS) - Math.floor(networkLast / DAY_MS) >= T.stopGapDays;
     const stopped = !rotatingKey && s.days >= T.quietRunMinDays && ended;
     // Growth (a new NAT, a new EIP) moves real load; a leaked key used on the side carries a sliver of it.
-    const minor = s.days >= T.quietRunMinDays && (newGroupDaily.get(groupKey(a.family, a.value, T.networkPrefix[a.family])) ?? 0) < T.leakMinorShare * keyDailyCalls;
+    const minor = s.days >= T.quietRunMinDays && (newGroupDaily.get(network) ?? 0) < T.leakMinorShare * keyDailyCalls;
     const loud = (far && (highError || sensitive)) || (highError && sensitive);
     // On a key of rotating addresses a short run that ended is normal; an address that stays in use is not.
     const offPattern = far && poolOnly && (rotatingKey ? !ended && s.days > T.shortLivedDays : s.days >= T.quietRunMinDays);
