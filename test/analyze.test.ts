@@ -205,6 +205,15 @@ describe('source aggregates (SQL)', () => {
     ]);
   });
 
+  it('reads every row back cleaned when only a key ID carries a separator', async () => {
+    const path = await makeDb('hostile-key.duckdb', [ev({ accessKeyId: 'LTAIy\u001eLTAIforged' }), ev({ accessKeyId: 'LTAIplain', userAgent: 'ua\u001dx' })]);
+    const rows = await withStore(path, (s) => loadSourceAggregates(s, { window: WINDOW }));
+    expect(rows.map((r) => [r.accessKeyId, r.calls, r.userName, r.userAgents]).sort()).toEqual([
+      ['LTAIplain', 1, 'ci-bot', ['ua x']],
+      ['LTAIy LTAIforged', 1, null, ['aliyun-sdk-java/4.0']],
+    ]);
+  });
+
   it('computes exactly what the plain reference SQL computes, whatever the window length and number of services', async () => {
     // 70 services force the 127-bit service mask; windows of 30, 100 and 200 days take the 63-bit day mask,
     // the 127-bit one and the plain count(DISTINCT).
@@ -293,6 +302,28 @@ describe('profiles (pure fold)', () => {
     expect(profiles.map((p) => p.accessKeyId)).toEqual(['LTAIa', 'LTAIb']);
     expect(profiles[1]!.userName).toBe('new');
     expect(buildProfiles([...rows].reverse())).toEqual(profiles);
+  });
+
+  it('sorts sources by VPC ID, then numerically by address (IPv4 before IPv6), then by text, whatever the row order', () => {
+    const base: SourceAggregateRow = {
+      accessKeyId: 'LTAIs', keyKind: 'permanent', identityType: 'ram-user', userName: 'u', accountId: '1', sourceKind: 'public',
+      sourceIp: '192.0.2.1', ipFamily: 4, vpcId: null, exempt: false, calls: 1, days: 1, firstSeen: '2026-11-01T00:00:00Z',
+      lastSeen: '2026-11-01T00:00:00Z', errorCalls: 0, deniedCalls: 0, sensitiveCalls: 0, services: [], userAgents: [],
+    };
+    const publicIps = ['198.51.100.7', '9.9.9.9', '10.0.0.1', '010.0.0.1', '255.255.255.255', '100.0.0.0'];
+    const vpc = (vpcId: string, ip: string): SourceAggregateRow => ({ ...base, sourceKind: 'vpc', vpcId, sourceIp: ip });
+    const vpcRows = [vpc('vpc-b', '10.0.0.2'), vpc('vpc-a', '10.0.0.9'), vpc('vpc-b', '10.0.0.1'), vpc('vpc-a', '10.0.0.10')];
+    const withV6 = [{ ...base, accessKeyId: 'LTAIt', sourceIp: '2001:db8::1', ipFamily: 6 as const }, { ...base, accessKeyId: 'LTAIt', sourceIp: '203.0.113.5' }];
+    const rows = [...publicIps.map((ip) => ({ ...base, sourceIp: ip })), ...vpcRows, ...withV6];
+    const expected = [
+      ['9.9.9.9', '010.0.0.1', '10.0.0.1', '100.0.0.0', '198.51.100.7', '255.255.255.255'],
+      ['vpc-a 10.0.0.9', 'vpc-a 10.0.0.10', 'vpc-b 10.0.0.1', 'vpc-b 10.0.0.2'],
+      ['203.0.113.5', '2001:db8::1'],
+    ];
+    for (const order of [rows, [...rows].reverse()]) {
+      const [s, t] = buildProfiles(order);
+      expect([s!.publicSources.map((x) => x.ip), s!.vpcSources.map((x) => `${x.vpcId} ${x.ip}`), t!.publicSources.map((x) => x.ip)]).toEqual(expected);
+    }
   });
 });
 
