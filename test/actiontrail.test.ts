@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { SAMPLES_DIR } from './samples.ts';
 import { describe, expect, it } from 'vitest';
 import { classifySource, normalizeRecord, parseEventTime, MAX_RECORD_CHARS } from '../ingest/actiontrail.ts';
 import type { AuditEvent } from '../model/types.ts';
 
-/** The vendor's real sample events, beside the checkout (`../shared/samples`, as the issue names them). */
-const SAMPLES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'samples');
+/** The vendor's real sample events (`../shared/samples`, or the committed copy: see test/samples.ts). */
+const SAMPLES = SAMPLES_DIR;
 const sample = (name: string): string => readFileSync(`${SAMPLES}/${name}.json`, 'utf8');
 
 const bare = {

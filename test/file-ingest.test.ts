@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { SAMPLES_DIR } from './samples.ts';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -12,7 +13,7 @@ import { encodePosition, expandInputs } from '../ingest/sources/file.ts';
 import { printIngestSummary } from '../bin/commands/ingest.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SAMPLES = join(root, '..', 'shared', 'samples');
+const SAMPLES = SAMPLES_DIR;
 let dir: string;
 let dbCount = 0;
 
