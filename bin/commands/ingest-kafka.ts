@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { normalizeRecord } from '../../ingest/actiontrail.ts';
 import { Store } from '../../ingest/store.ts';
 import { createKafkaSource, parseBrokerList, SASL_MECHANISMS, type KafkaBatch, type KafkaConsumeResult, type KafkaSource, type KafkaSourceOptions, type SaslMechanism } from '../../ingest/sources/kafka.ts';
-import { UsageError } from '../../model/errors.ts';
+import { EXIT, UsageError } from '../../model/errors.ts';
 import type { IngestSummary, RecordLocation, Rejection, RejectionReason } from '../../model/types.ts';
 import { Progress, resolveDbPaths } from '../common.ts';
 import { printIngestSummary } from './ingest.ts';
@@ -99,6 +99,8 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
     rejected: [],
   };
   const progress = new Progress(`ingest ${topic}`);
+  /** The run gave up waiting with partitions it held short of the start's high-water marks: exit 4. */
+  let stalledShort = false;
   let source: KafkaSource | null = null;
   // A signal finishes the batch in hand (committed to the store, then to the group) and ends the run cleanly.
   let signalled = false;
@@ -118,7 +120,7 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
     }
     // The client ID names the host and process, so the group's description shows who holds which partitions.
     const clientId = `keyfence-${hostname()}-${process.pid}`;
-    source = createKafkaSource({ ...settings, clientId, storedPositions, log: (m) => process.stderr.write(`keyfence: ${m}\n`) });
+    source = createKafkaSource({ ...settings, clientId, storedPositions, debug: Boolean(process.env.KEYFENCE_DEBUG), log: (m) => process.stderr.write(`keyfence: ${m}\n`) });
     // A signal that came before the source existed: end the run before reading anything.
     if (signalled) source.stop();
 
@@ -152,6 +154,11 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
       },
     });
     summary.notes = [describeOutcome(outcome)];
+    // Stalled with partitions left behind: everything read is stored, but this run did not finish its share.
+    stalledShort = outcome.reason === 'stalled' && outcome.incomplete.length > 0;
+    if (stalledShort) {
+      summary.errors.push(`stopped waiting with ${topic} partition${outcome.incomplete.length > 1 ? 's' : ''} ${outcome.incomplete.join(', ')} short of the high-water mark seen at start; run again (it resumes)`);
+    }
     if (process.env.KEYFENCE_DEBUG) process.stderr.write(`keyfence: kafka timing: decode ${(timing.decode / 1000).toFixed(2)} s, store ${(timing.store / 1000).toFixed(2)} s\n`);
     progress.done();
     finishTiming(summary, started);
@@ -166,7 +173,8 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
     process.off('SIGTERM', onSignal);
     store.close();
   }
-  return printIngestSummary(summary, opts.json === true);
+  const code = printIngestSummary(summary, opts.json === true);
+  return stalledShort ? EXIT.ATTENTION : code;
 }
 
 /** Normalizes every value of a batch; a bad value is quarantined at `topic/partition/offset`. */
@@ -189,9 +197,17 @@ export function decodeBatch(batch: KafkaBatch): { events: ReturnType<typeof norm
 
 function describeOutcome(outcome: KafkaConsumeResult): string {
   const held = outcome.assigned.length === 0 ? 'no partition' : `partition${outcome.assigned.length > 1 ? 's' : ''} ${outcome.assigned.join(', ')}`;
-  return outcome.reason === 'caught-up'
-    ? `caught up with the high-water marks seen at start; this process last held ${held} of ${outcome.partitions.length}`
-    : `stopped on request; this process last held ${held} of ${outcome.partitions.length}`;
+  const total = outcome.partitions.length;
+  switch (outcome.reason) {
+    case 'caught-up':
+      return `caught up with the high-water marks seen at start; this process last held ${held} of ${total}`;
+    case 'stalled':
+      return outcome.incomplete.length === 0
+        ? `stopped waiting (no progress and no rebalance for a while) with every partition it held caught up; this process last held ${held} of ${total}`
+        : `stopped waiting (no progress and no rebalance for a while); this process last held ${held} of ${total}`;
+    case 'stopped':
+      return `stopped on request; this process last held ${held} of ${total}`;
+  }
 }
 
 function finishTiming(summary: IngestSummary, started: bigint): void {

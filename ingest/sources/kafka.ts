@@ -36,6 +36,8 @@ export interface KafkaSourceOptions {
   connectTimeoutMs?: number;
   /** Receives one line per broker warning or error (stderr in the CLI). */
   log?: (message: string) => void;
+  /** Also log group membership (joins, rebalances, assignments) and how the run ended (KEYFENCE_DEBUG). */
+  debug?: boolean;
 }
 
 export interface KafkaRecord {
@@ -61,7 +63,13 @@ export interface PartitionProgress {
 }
 
 export interface KafkaConsumeResult {
-  reason: 'caught-up' | 'stopped';
+  /**
+   * `stalled`: `until-caught-up` saw neither progress nor an assignment change for STALL_SESSIONS session
+   * timeouts and gave up waiting (see `incomplete`).
+   */
+  reason: 'caught-up' | 'stopped' | 'stalled';
+  /** Partitions this process held at the end that had not reached the high-water mark seen at start, sorted. */
+  incomplete: number[];
   /** Partitions assigned to this process at the end, sorted. */
   assigned: number[];
   partitions: PartitionProgress[];
@@ -90,6 +98,14 @@ export interface KafkaSource {
 }
 
 const CHECK_INTERVAL_MS = 250;
+/**
+ * `until-caught-up` gives up after this many session timeouts (at least STALL_MIN_MS) with no record stored, no
+ * offset committed and no assignment change: a nightly run must end even if the group stops handing it work.
+ */
+export const STALL_SESSIONS = 5;
+const STALL_MIN_MS = 30_000;
+/** How long committing the last offsets, and then leaving the group, may take when the run ends. */
+const FINISH_TIMEOUT_MS = 15_000;
 /** About 5,000 ActionTrail events per partition per fetch: one store transaction each (measured in bench/kafka.ts). */
 export const DEFAULT_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
@@ -114,6 +130,7 @@ type Watermarks = Map<number, { low: bigint; high: bigint }>;
 export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
   const { topic, groupId, mode } = options;
   const log = options.log ?? (() => undefined);
+  const debug = options.debug === true ? (m: string) => log(`kafka debug: ${m}`) : () => undefined;
   const kafka = new Kafka({
     clientId: options.clientId ?? 'keyfence',
     brokers: options.brokers,
@@ -142,11 +159,25 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
     position.set(p, BigInt(o));
     delivered.set(p, BigInt(o));
   }
+  /** When this process last saw progress: a position moved, an offset committed, an assignment changed. */
+  let lastProgressAt = Date.now();
   const advance = (partition: number, next: bigint): void => {
-    if ((position.get(partition) ?? -1n) < next) position.set(partition, next);
+    if ((position.get(partition) ?? -1n) < next) {
+      position.set(partition, next);
+      lastProgressAt = Date.now();
+    }
   };
   let assigned: number[] = [];
   let joined = false;
+  /**
+   * Between a rebalance being announced and the next join, `assigned` may name partitions already handed to
+   * another member: no "caught up" is decided on it.
+   */
+  let rebalancing = false;
+  /** Per partition, the offset the group is known to hold as committed (fetched, or committed here). */
+  const groupCommitted = new Map<number, bigint>();
+  const sessionTimeoutMs = options.sessionTimeoutMs ?? 10_000;
+  const stallMs = Math.max(STALL_MIN_MS, STALL_SESSIONS * sessionTimeoutMs);
   let stopRequested = false;
   let wakeStop: (() => void) | null = null;
 
@@ -178,6 +209,8 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
     const commit = async (partition: number, next: bigint): Promise<void> => {
       try {
         await consumer!.commitOffsets([{ topic, partition, offset: next.toString() }]);
+        if ((groupCommitted.get(partition) ?? -1n) < next) groupCommitted.set(partition, next);
+        lastProgressAt = Date.now();
       } catch (e) {
         // The store holds the batch: a refused commit (a rebalance moved the partition) only means its next
         // owner reads it again, and event IDs make that harmless.
@@ -191,6 +224,18 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
      * retries a refused commit for seconds, and the group must not wait for that.
      */
     let commits: Promise<void> = Promise.resolve();
+    /**
+     * On "caught up", commits each held partition's position where the group's committed offset is behind it (a
+     * commit refused during a rebalance, or records skipped as already stored), so the group does not hand them
+     * to the next member to read again. A refused commit here is harmless too.
+     */
+    const bringGroupForward = (): void => {
+      for (const p of assigned) {
+        const at = position.get(p);
+        const low = watermarks.get(p)?.low ?? 0n;
+        if (at !== undefined && at > low && at > (groupCommitted.get(p) ?? -1n)) commits = commits.then(() => commit(p, at));
+      }
+    };
     const enqueue = (partition: number, next: bigint, write: (() => Promise<void>) | null): void => {
       const entry = tail.then(async () => {
         if (failure) return;
@@ -226,8 +271,8 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
 
       const c = kafka.consumer({
         groupId,
-        sessionTimeout: options.sessionTimeoutMs ?? 10_000,
-        heartbeatInterval: Math.max(500, Math.floor((options.sessionTimeoutMs ?? 10_000) / 5)),
+        sessionTimeout: sessionTimeoutMs,
+        heartbeatInterval: Math.max(500, Math.floor(sessionTimeoutMs / 5)),
         rebalanceTimeout: 60_000,
         maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
         maxBytesPerPartition: options.maxBytesPerPartition ?? DEFAULT_MAX_BYTES_PER_PARTITION,
@@ -240,6 +285,13 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
       c.on(c.events.GROUP_JOIN, (e) => {
         assigned = [...(e.payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b);
         joined = true;
+        rebalancing = false;
+        lastProgressAt = Date.now();
+        debug(`joined the group, holding ${topic} partitions [${assigned.join(', ')}]`);
+      });
+      c.on(c.events.REBALANCING, () => {
+        rebalancing = true;
+        debug('the group is rebalancing');
       });
       c.on(c.events.CRASH, (e) => {
         if (!e.payload.restart) failWith(unreachable(options.brokers, e.payload.error));
@@ -269,9 +321,14 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
           }
           const next = BigInt(batch.lastOffset()) + 1n;
           if (records.length === 0) {
-            // Already stored (or on its way): jump ahead rather than re-read, and let the group catch up.
-            if (from !== undefined && from > next) c.seek({ topic, partition, offset: from.toString() });
-            else enqueue(partition, next, null);
+            // Already stored (or on its way): typically a partition that came back after a rebalance refused its
+            // commit, so kafkajs fetches again from the group's offset. Move kafkajs past the batch (without
+            // this it fetches the same batch forever and the run never catches up), jump to where this process
+            // already is, and bring the group's offset forward to it once the writes before it are done.
+            payload.resolveOffset(batch.lastOffset());
+            const resumeAt = from !== undefined && from > next ? from : next;
+            if (resumeAt > next) c.seek({ topic, partition, offset: resumeAt.toString() });
+            enqueue(partition, resumeAt, null);
             return;
           }
           const kafkaBatch: KafkaBatch = { topic, partition, records, nextOffset: next.toString() };
@@ -300,11 +357,20 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
       if (mode === 'until-caught-up') {
         let checking = false;
         checkTimer = setInterval(() => {
-          if (checking || !joined || stopRequested) return;
+          if (checking || stopRequested) return;
+          if (Date.now() - lastProgressAt > stallMs) {
+            log(`kafka warning: no progress and no assignment change for ${Math.round(stallMs / 1000)} s; stopping (the next run resumes)`);
+            reason = 'stalled';
+            stop();
+            return;
+          }
+          if (!joined || rebalancing) return;
           checking = true;
           caughtUp(admin, watermarks)
             .then((yes) => {
-              if (yes) {
+              if (yes && !rebalancing && !stopRequested) {
+                debug(`caught up on [${assigned.join(', ')}]`);
+                bringGroupForward();
                 reason = 'caught-up';
                 stop();
               }
@@ -319,11 +385,14 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
     } finally {
       stopRequested = true;
       if (checkTimer) clearInterval(checkTimer);
-      // Every batch handed out is written and committed before the group is left.
+      // Every batch handed out is written and committed before the group is left. Writes are awaited to the
+      // end (the store must not close under them); commits and leaving the group are bounded, so the run ends
+      // even if the cluster stops answering (an offset left uncommitted is read again and deduplicated).
       await tail;
-      await commits;
-      await consumer?.disconnect().catch(() => undefined);
-      await admin.disconnect().catch(() => undefined);
+      if (!(await settlesWithin(commits, FINISH_TIMEOUT_MS))) log(`kafka warning: offset commits still unanswered after ${FINISH_TIMEOUT_MS / 1000} s; leaving them (those records will be read again)`);
+      if (consumer && !(await settlesWithin(consumer.disconnect(), FINISH_TIMEOUT_MS))) log(`kafka warning: leaving the group took over ${FINISH_TIMEOUT_MS / 1000} s; the group drops this process after the session timeout`);
+      await settlesWithin(admin.disconnect(), FINISH_TIMEOUT_MS);
+      debug(`finished: ${reason}`);
     }
     if (failure) {
       const e = (failure as { error: unknown }).error;
@@ -339,7 +408,13 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
     if (behind.length === 0) return true;
     // A partition handed over by a rebalance may have been finished by its previous owner.
     const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
-    for (const t of committed) for (const p of t.partitions) advance(p.partition, BigInt(p.offset));
+    for (const t of committed) {
+      for (const p of t.partitions) {
+        const offset = BigInt(p.offset);
+        if ((groupCommitted.get(p.partition) ?? -1n) < offset) groupCommitted.set(p.partition, offset);
+        advance(p.partition, offset);
+      }
+    }
     // Nothing below the low-water mark can be read any more (retention): it counts as done.
     for (const p of behind) advance(p, watermarks.get(p)?.low ?? 0n);
     return assigned.every((p) => (position.get(p) ?? -1n) >= (watermarks.get(p)?.high ?? 0n));
@@ -347,6 +422,7 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
 
   const result = (reason: KafkaConsumeResult['reason'], watermarks: Watermarks): KafkaConsumeResult => ({
     reason,
+    incomplete: assigned.filter((p) => (position.get(p) ?? -1n) < (watermarks.get(p)?.high ?? 0n)),
     assigned: [...assigned],
     partitions: [...watermarks.entries()]
       .sort(([a], [b]) => a - b)
@@ -354,6 +430,19 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
   });
 
   return { consume, stop };
+}
+
+/** Waits for `promise` (ignoring its outcome) at most `ms`; true if it settled in time. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function toKafkaSasl(sasl: NonNullable<KafkaSourceOptions['sasl']>): SASLOptions {
