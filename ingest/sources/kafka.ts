@@ -209,8 +209,11 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
     const commit = async (partition: number, next: bigint): Promise<void> => {
       try {
         await consumer!.commitOffsets([{ topic, partition, offset: next.toString() }]);
-        if ((groupCommitted.get(partition) ?? -1n) < next) groupCommitted.set(partition, next);
-        lastProgressAt = Date.now();
+        // Progress only when the offset moves: the same offset committed again and again is not.
+        if ((groupCommitted.get(partition) ?? -1n) < next) {
+          groupCommitted.set(partition, next);
+          lastProgressAt = Date.now();
+        }
       } catch (e) {
         // The store holds the batch: a refused commit (a rebalance moved the partition) only means its next
         // owner reads it again, and event IDs make that harmless.
