@@ -106,6 +106,8 @@ export const STALL_SESSIONS = 5;
 const STALL_MIN_MS = 30_000;
 /** How long committing the last offsets, and then leaving the group, may take when the run ends. */
 const FINISH_TIMEOUT_MS = 15_000;
+/** `follow`: how often a partition's refused commit is tried again while no new batch arrives. */
+const FOLLOW_RECOMMIT_MS = 5_000;
 /** About 5,000 ActionTrail events per partition per fetch: one store transaction each (measured in bench/kafka.ts). */
 export const DEFAULT_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
@@ -232,8 +234,11 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
      * commit refused during a rebalance, or records skipped as already stored), so the group does not hand them
      * to the next member to read again. A refused commit here is harmless too.
      */
-    const bringGroupForward = (): void => {
-      for (const p of assigned) {
+    const bringGroupForward = async (): Promise<void> => {
+      const held = [...assigned];
+      // Asked afresh: another member may have moved the offset on while it held the partition; never go back.
+      noteGroupCommitted(await admin.fetchOffsets({ groupId, topics: [topic] }));
+      for (const p of held) {
         const at = position.get(p);
         const low = watermarks.get(p)?.low ?? 0n;
         if (at !== undefined && at > low && at > (groupCommitted.get(p) ?? -1n)) commits = commits.then(() => commit(p, at));
@@ -357,7 +362,12 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
         },
       });
 
-      if (mode === 'until-caught-up') {
+      if (mode === 'follow') {
+        // No new batch may come to carry a refused commit forward: retry it now and then.
+        checkTimer = setInterval(() => {
+          if (joined && !rebalancing && !stopRequested) void bringGroupForward().catch(() => undefined);
+        }, FOLLOW_RECOMMIT_MS);
+      } else {
         let checking = false;
         checkTimer = setInterval(() => {
           if (checking || stopRequested) return;
@@ -373,7 +383,6 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
             .then((yes) => {
               if (yes && !rebalancing && !stopRequested) {
                 debug(`caught up on [${assigned.join(', ')}]`);
-                bringGroupForward();
                 reason = 'caught-up';
                 stop();
               }
@@ -392,6 +401,7 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
       // end (the store must not close under them); commits and leaving the group are bounded, so the run ends
       // even if the cluster stops answering (an offset left uncommitted is read again and deduplicated).
       await tail;
+      if (!failure && joined && !rebalancing) await settlesWithin(bringGroupForward(), FINISH_TIMEOUT_MS);
       if (!(await settlesWithin(commits, FINISH_TIMEOUT_MS))) log(`kafka warning: offset commits still unanswered after ${FINISH_TIMEOUT_MS / 1000} s; leaving them (those records will be read again)`);
       if (consumer && !(await settlesWithin(consumer.disconnect(), FINISH_TIMEOUT_MS))) log(`kafka warning: leaving the group took over ${FINISH_TIMEOUT_MS / 1000} s; the group drops this process after the session timeout`);
       await settlesWithin(admin.disconnect(), FINISH_TIMEOUT_MS);
@@ -405,19 +415,22 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
     return result(reason, watermarks);
   };
 
+  const noteGroupCommitted = (fetched: Array<{ partitions: Array<{ partition: number; offset: string }> }>): void => {
+    for (const t of fetched) {
+      for (const p of t.partitions) {
+        const offset = BigInt(p.offset);
+        if ((groupCommitted.get(p.partition) ?? -1n) < offset) groupCommitted.set(p.partition, offset);
+      }
+    }
+  };
+
   /** Every assigned partition at or past the high-water mark seen at start (by this process or the group). */
   const caughtUp = async (admin: ReturnType<Kafka['admin']>, watermarks: Watermarks): Promise<boolean> => {
     const behind = assigned.filter((p) => (position.get(p) ?? -1n) < (watermarks.get(p)?.high ?? 0n));
     if (behind.length === 0) return true;
     // A partition handed over by a rebalance may have been finished by its previous owner.
-    const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
-    for (const t of committed) {
-      for (const p of t.partitions) {
-        const offset = BigInt(p.offset);
-        if ((groupCommitted.get(p.partition) ?? -1n) < offset) groupCommitted.set(p.partition, offset);
-        advance(p.partition, offset);
-      }
-    }
+    noteGroupCommitted(await admin.fetchOffsets({ groupId, topics: [topic] }));
+    for (const [p, offset] of groupCommitted) advance(p, offset);
     // Nothing below the low-water mark can be read any more (retention): it counts as done.
     for (const p of behind) advance(p, watermarks.get(p)?.low ?? 0n);
     return assigned.every((p) => (position.get(p) ?? -1n) >= (watermarks.get(p)?.high ?? 0n));
