@@ -223,14 +223,9 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
       }
     };
 
-    /**
-     * Queues a write (or none, to move the committed offset only) behind the ones in flight; once it is written,
-     * its commit is queued behind the earlier commits. Commits never hold up fetching: during a rebalance kafkajs
-     * retries a refused commit for seconds, and the group must not wait for that.
-     */
     let commits: Promise<void> = Promise.resolve();
     /**
-     * On "caught up", commits each held partition's position where the group's committed offset is behind it (a
+     * On "caught up" or stop (and now and then in `follow`), commits each held partition's position where the group's committed offset is behind it (a
      * commit refused during a rebalance, or records skipped as already stored), so the group does not hand them
      * to the next member to read again. A refused commit here is harmless too.
      */
@@ -244,6 +239,11 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
         if (at !== undefined && at > low && at > (groupCommitted.get(p) ?? -1n)) commits = commits.then(() => commit(p, at));
       }
     };
+    /**
+     * Queues a write (or none, to move the committed offset only) behind the ones in flight; once it is written,
+     * its commit is queued behind the earlier commits. Commits never hold up fetching: during a rebalance kafkajs
+     * retries a refused commit for seconds, and the group must not wait for that.
+     */
     const enqueue = (partition: number, next: bigint, write: (() => Promise<void>) | null): void => {
       const entry = tail.then(async () => {
         if (failure) return;
