@@ -3,6 +3,7 @@
 // transaction with their checkpoints; lines the SQL does not vouch for go through `normalizeRecord`. Other
 // files (JSON arrays and documents, files DuckDB cannot read, a partly read file) are streamed in batches,
 // each batch committed with its checkpoint.
+import { SUMMARY_REJECTION_SAMPLES } from './run-summary.ts';
 import { BOOLEAN, DuckDBScalarFunction, VARCHAR } from '@duckdb/node-api';
 import { classifySource, encodeSourceClass, FAST_PATH_MARK, fastPathSelectSql, MAX_RECORD_CHARS, normalizeRecord, SOURCE_CLASSIFIER_FUNCTION } from './actiontrail.ts';
 import { sqlString, type Checkpoint, type Store } from './store.ts';
@@ -36,7 +37,6 @@ export interface IngestFilesOptions {
 export type FileOutcome = 'fast' | 'stream' | 'skipped' | 'empty' | 'rejected';
 
 /** How many rejected records the summary names (all of them are in quarantine). */
-export const SUMMARY_REJECTION_SAMPLES = 20;
 
 type Located = Rejection & RecordLocation;
 

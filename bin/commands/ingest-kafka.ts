@@ -9,6 +9,7 @@ import { EXIT, UsageError } from '../../model/errors.ts';
 import type { IngestSummary, RecordLocation, Rejection, RejectionReason } from '../../model/types.ts';
 import { Progress, resolveDbPaths } from '../common.ts';
 import { printIngestSummary } from './ingest.ts';
+import { countBatch, emptySummary, finishTiming } from '../../ingest/run-summary.ts';
 
 /** The SASL password is read from this environment variable only: never a flag, never printed. */
 export const KAFKA_PASSWORD_ENV = 'KEYFENCE_KAFKA_PASSWORD';
@@ -16,8 +17,6 @@ export const KAFKA_PASSWORD_ENV = 'KEYFENCE_KAFKA_PASSWORD';
 export const KAFKA_FETCH_BYTES_ENV = 'KEYFENCE_KAFKA_FETCH_BYTES';
 export const KAFKA_SESSION_TIMEOUT_ENV = 'KEYFENCE_KAFKA_SESSION_TIMEOUT_MS';
 
-/** How many rejected values the summary names (all of them are in quarantine). */
-const REJECTED_SAMPLES = 20;
 
 export interface IngestKafkaOptions {
   kafka?: string;
@@ -84,20 +83,7 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
   const { topic } = settings;
   const started = process.hrtime.bigint();
   const store = await Store.open(dbPaths[0]!);
-  const summary: IngestSummary = {
-    source: 'kafka',
-    runId: 0,
-    read: 0,
-    inserted: 0,
-    duplicates: 0,
-    quarantined: 0,
-    quarantinedByReason: {},
-    skipped: 0,
-    seconds: 0,
-    eventsPerSecond: 0,
-    errors: [],
-    rejected: [],
-  };
+  const summary = emptySummary('kafka');
   const progress = new Progress(`ingest ${topic}`);
   /** The run gave up waiting with partitions it held short of the start's high-water marks: exit 4. */
   let stalledShort = false;
@@ -141,14 +127,7 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
           rejections,
           checkpoints: [{ source: kafkaCheckpointKey(batch.topic, batch.partition), position: batch.nextOffset }],
         });
-        summary.read += batch.records.length;
-        summary.inserted += written.inserted;
-        summary.duplicates += written.duplicates;
-        summary.quarantined += written.quarantined;
-        for (const r of rejections) {
-          summary.quarantinedByReason[r.reason] = (summary.quarantinedByReason[r.reason] ?? 0) + 1;
-          if (summary.rejected!.length < REJECTED_SAMPLES) summary.rejected!.push({ source: r.source, location: r.location, reason: r.reason, detail: r.detail });
-        }
+        countBatch(summary, batch.records.length, written, rejections);
         timing.store += performance.now() - t0;
         progress.update(summary.read, null, `${summary.read} read, ${summary.inserted} new`);
       },
@@ -210,7 +189,3 @@ function describeOutcome(outcome: KafkaConsumeResult): string {
   }
 }
 
-function finishTiming(summary: IngestSummary, started: bigint): void {
-  summary.seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  summary.eventsPerSecond = summary.seconds > 0 ? Math.round(summary.read / summary.seconds) : 0;
-}

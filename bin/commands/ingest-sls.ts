@@ -12,6 +12,7 @@ import type { AuditEvent, IngestSummary, RecordLocation, Rejection } from '../..
 import { parseDuration, parseInstant } from '../../model/window.ts';
 import { Progress, resolveDbPaths } from '../common.ts';
 import { printIngestSummary } from './ingest.ts';
+import { countBatch, emptySummary, finishTiming } from '../../ingest/run-summary.ts';
 
 export interface IngestSlsOptions {
   sls?: boolean;
@@ -38,9 +39,6 @@ export interface SlsIngestResult {
   summary: IngestSummary;
   source: SlsSourceStats;
 }
-
-/** How many rejected logs the summary names (all of them are in quarantine). */
-const REJECTION_SAMPLES = 20;
 
 function timeOption(flag: string, text: string | undefined, now: Date): Date | null {
   if (text === undefined) return null;
@@ -80,10 +78,7 @@ export async function runSlsIngest(opts: IngestSlsOptions, tuning: SlsIngestTuni
 
   const started = process.hrtime.bigint();
   const store = await Store.open(dbPaths[0]!);
-  const summary: IngestSummary = {
-    source: 'sls', runId: 0, read: 0, inserted: 0, duplicates: 0, quarantined: 0, quarantinedByReason: {}, skipped: 0, seconds: 0, eventsPerSecond: 0, errors: [],
-    rejected: [], notes: [],
-  };
+  const summary = emptySummary('sls');
   const source = createSlsSource({
     connection,
     resume: async (key) => {
@@ -103,14 +98,7 @@ export async function runSlsIngest(opts: IngestSlsOptions, tuning: SlsIngestTuni
     for await (const batch of source.batches()) {
       const { events, rejections } = decodeSlsBatch(batch, quarantineSource);
       const written = await store.writeBatch({ runId: summary.runId, events, rejections, checkpoints: [batch.checkpoint] });
-      summary.read += batch.records.length;
-      summary.inserted += written.inserted;
-      summary.duplicates += written.duplicates;
-      summary.quarantined += written.quarantined;
-      for (const r of rejections) {
-        summary.quarantinedByReason[r.reason] = (summary.quarantinedByReason[r.reason] ?? 0) + 1;
-        if (summary.rejected!.length < REJECTION_SAMPLES) summary.rejected!.push({ source: r.source, location: r.location, reason: r.reason, detail: r.detail });
-      }
+      countBatch(summary, batch.records.length, written, rejections);
       progress.update(summary.read, null, `${summary.read} read, ${summary.inserted} new, shard ${batch.shardId}`);
     }
     summary.skipped = source.stats.skippedShards;
@@ -130,10 +118,6 @@ export async function runSlsIngest(opts: IngestSlsOptions, tuning: SlsIngestTuni
   return { summary, source: source.stats };
 }
 
-function finishTiming(summary: IngestSummary, started: bigint): void {
-  summary.seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  summary.eventsPerSecond = summary.seconds > 0 ? Math.round(summary.read / summary.seconds) : 0;
-}
 
 /** The command handler: runs the ingest and prints its summary; the exit code says whether input was quarantined. */
 export async function ingestFromSls(opts: IngestSlsOptions): Promise<number> {
