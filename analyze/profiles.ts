@@ -450,20 +450,7 @@ function sourceId(row: SourceAggregateRow): string {
 }
 
 function toVpcUsage(row: SourceAggregateRow): VpcSourceUsage {
-  return {
-    vpcId: row.vpcId!,
-    ip: row.sourceIp!,
-    family: row.ipFamily!,
-    calls: row.calls,
-    days: row.days,
-    firstSeen: row.firstSeen,
-    lastSeen: row.lastSeen,
-    errorCalls: row.errorCalls,
-    deniedCalls: row.deniedCalls,
-    sensitiveCalls: row.sensitiveCalls,
-    services: row.services.length > SERVICES_CAP ? row.services.slice(0, SERVICES_CAP) : row.services,
-    userAgents: row.userAgents.length > USER_AGENTS_CAP ? row.userAgents.slice(0, USER_AGENTS_CAP) : row.userAgents,
-  };
+  return { vpcId: row.vpcId!, ...toUsage(row) };
 }
 
 function toUsage(row: SourceAggregateRow): SourceUsage {

@@ -3,7 +3,8 @@
 // true networks, and check no leak source gets in. Pure.
 import { parseAddress, parsePrefix, type Prefix } from '../model/address.ts';
 import { GUARDRAIL_MIN_PREFIX, MAX_ENTRIES_PER_ACL, MAX_VPC_RULES, compileAcl, decide, type AclsInForce } from '../model/acl-rules.ts';
-import type { AclProposal, AclRules, IpFamily, KeyKind, SourceKind } from '../model/types.ts';
+import type { AclProposal, AclRules, IpFamily } from '../model/types.ts';
+import type { SourceAggregate } from './simulate.ts';
 
 /** The part of the fixtures' ground truth the evaluation reads (fixtures/world.ts `GroundTruth` fits it). */
 export interface GroundTruth {
@@ -18,15 +19,7 @@ export interface GroundTruth {
 }
 
 /** Held-out calls, aggregated: one row per (key, source, exempt) with its call count. */
-export interface HeldOutRow {
-  accessKeyId: string;
-  keyKind: KeyKind;
-  sourceKind: SourceKind;
-  ip: string | null;
-  vpcId: string | null;
-  exempt: boolean;
-  calls: number;
-}
+export type HeldOutRow = Pick<SourceAggregate, 'keyKind' | 'sourceKind' | 'ip' | 'vpcId' | 'exempt' | 'calls'> & { accessKeyId: string };
 
 export interface KeyQuality {
   accessKeyId: string;
