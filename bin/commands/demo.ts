@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import type { DenialGroup } from '../../analyze/denials.ts';
 import { EXIT } from '../../model/errors.ts';
 import { action, printJson } from '../common.ts';
 
@@ -108,27 +109,15 @@ function trimOutput(text: string, maxLines = 40): string {
   return `${lines.slice(0, maxLines).join('\n')}\n   … (${lines.length - maxLines} more lines)\n`;
 }
 
-/** Picks the first denial group from `keyfence denials --json`, tolerating the report's exact shape. */
+/** The first denial group of `keyfence denials --json` (`{ window, totals, denials: DenialGroup[] }`). */
 function firstDenial(stdout: string): { accessKeyId: string; ip: string; vpcId: string | null; count: number } | null {
-  let parsed: unknown;
+  let parsed: { denials?: Array<Pick<DenialGroup, 'accessKeyId' | 'ip' | 'vpcId'>> };
   try {
-    parsed = JSON.parse(stdout);
+    parsed = JSON.parse(stdout) as typeof parsed;
   } catch {
     return null;
   }
-  const groups = findArray(parsed);
-  const first = groups?.find((g) => typeof g.accessKeyId === 'string' && typeof (g.sourceIp ?? g.ip) === 'string');
-  if (!first || !groups) return null;
-  return { accessKeyId: String(first.accessKeyId), ip: String(first.sourceIp ?? first.ip), vpcId: (first.vpcId as string | null) ?? null, count: groups.length };
-}
-
-function findArray(value: unknown): Array<Record<string, unknown>> | null {
-  if (Array.isArray(value)) return value as Array<Record<string, unknown>>;
-  if (value && typeof value === 'object') {
-    for (const key of ['groups', 'denials']) {
-      const v = (value as Record<string, unknown>)[key];
-      if (Array.isArray(v)) return v as Array<Record<string, unknown>>;
-    }
-  }
-  return null;
+  const groups = parsed.denials ?? [];
+  const first = groups.find((g) => g.ip !== null);
+  return first ? { accessKeyId: first.accessKeyId, ip: first.ip!, vpcId: first.vpcId, count: groups.length } : null;
 }
