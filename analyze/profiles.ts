@@ -344,31 +344,153 @@ function serviceDecoder(plan: AggregatePlan): (field: string) => string[] {
   };
 }
 
+/** What reading the aggregate back needs besides its rows: each key's identity and the service decoder. */
+interface WireRead {
+  plan: AggregatePlan;
+  aggregate: string;
+  identities: Map<string, KeyIdentity>;
+  decodeServices: (field: string) => string[];
+}
+
+async function prepareWireRead(store: Store, query: ProfileQuery): Promise<WireRead> {
+  const plan = await planAggregate(store, query);
+  const identityRows = await store.query<{ access_key_id: string; identity_type: string | null; user_name: string | null; account_id: string | null }>(keyIdentitySql(query));
+  const identities = new Map(identityRows.map((r) => [r.access_key_id, { identityType: r.identity_type, userName: r.user_name, accountId: r.account_id }]));
+  return { plan, aggregate: plannedAggregateSql(query, plan), identities, decodeServices: serviceDecoder(plan) };
+}
+
+function queryWire(store: Store, read: WireRead, cleanEverything: boolean): Promise<WireKey[]> {
+  return store.query<WireKey>(wireSql(read.aggregate, read.plan.serviceMask !== null, cleanEverything));
+}
+
+/** Every key's rows, or null when a value carried a separator. */
+function parseWireKeys(keys: readonly WireKey[], read: WireRead): SourceAggregateRow[] | null {
+  const rows: SourceAggregateRow[] = [];
+  for (const key of keys) if (!parseWireKey(key, read.identities.get(key.access_key_id) ?? NO_IDENTITY, read.decodeServices, rows)) return null;
+  return rows;
+}
+
+const UNREADABLE = 'aggregate rows could not be read back even with every value cleaned: a bug in analyze/profiles.ts';
+
 /**
  * The per-(key, source) aggregates of the window: one pass over the events (plus two small lookups: the
  * window's service names and each key's identity). Row order is unspecified.
  */
 export async function loadSourceAggregates(store: Store, query: ProfileQuery): Promise<SourceAggregateRow[]> {
-  const plan = await planAggregate(store, query);
-  const identityRows = await store.query<{ access_key_id: string; identity_type: string | null; user_name: string | null; account_id: string | null }>(keyIdentitySql(query));
-  const identities = new Map(identityRows.map((r) => [r.access_key_id, { identityType: r.identity_type, userName: r.user_name, accountId: r.account_id }]));
-  const decodeServices = serviceDecoder(plan);
-  const aggregate = plannedAggregateSql(query, plan);
-  const read = (keys: WireKey[]): SourceAggregateRow[] | null => {
-    const rows: SourceAggregateRow[] = [];
-    for (const key of keys) if (!parseWireKey(key, identities.get(key.access_key_id) ?? NO_IDENTITY, decodeServices, rows)) return null;
-    return rows;
-  };
-  const rows =
-    read(await store.query<WireKey>(wireSql(aggregate, plan.serviceMask !== null, false))) ??
-    read(await store.query<WireKey>(wireSql(aggregate, plan.serviceMask !== null, true)));
-  if (!rows) throw new Error('aggregate rows could not be read back even with every value cleaned: a bug in analyze/profiles.ts');
+  const read = await prepareWireRead(store, query);
+  const rows = parseWireKeys(await queryWire(store, read, false), read) ?? parseWireKeys(await queryWire(store, read, true), read);
+  if (!rows) throw new Error(UNREADABLE);
   return rows;
 }
 
-/** Per-key profiles for the window: `buildProfiles` over `loadSourceAggregates`. */
+/**
+ * Per-key profiles for the window: `buildProfiles` over `loadSourceAggregates`, computed without the row
+ * objects where it can (`foldWireKey`).
+ */
 export async function loadProfiles(store: Store, query: ProfileQuery): Promise<KeyProfile[]> {
-  return buildProfiles(await loadSourceAggregates(store, query));
+  const read = await prepareWireRead(store, query);
+  const profiles = foldWireKeys(await queryWire(store, read, false), read);
+  if (profiles) return profiles;
+  const rows = parseWireKeys(await queryWire(store, read, true), read);
+  if (!rows) throw new Error(UNREADABLE);
+  return buildProfiles(rows);
+}
+
+/** `buildProfiles` over the rows of `keys`, or null when a value carried a separator. */
+function foldWireKeys(keys: readonly WireKey[], read: WireRead): KeyProfile[] | null {
+  const byKey = new Map<string, WireKey[]>();
+  for (const key of keys) {
+    const list = byKey.get(key.access_key_id);
+    if (list) list.push(key);
+    else byKey.set(key.access_key_id, [key]);
+  }
+  const profiles: KeyProfile[] = [];
+  for (const [accessKeyId, wires] of byKey) {
+    const identity = read.identities.get(accessKeyId) ?? NO_IDENTITY;
+    let profile = wires.length === 1 ? foldWireKey(wires[0]!, identity, read.decodeServices) : undefined;
+    if (profile === undefined) {
+      const rows: SourceAggregateRow[] = [];
+      for (const wire of wires) if (!parseWireKey(wire, identity, read.decodeServices, rows)) return null;
+      profile = buildProfile(accessKeyId, rows);
+    }
+    if (profile === null) return null;
+    profiles.push(profile);
+  }
+  return profiles.sort((a, b) => compareText(a.accessKeyId, b.accessKeyId));
+}
+
+/**
+ * `buildProfile` over one key's wire text (one key kind) without a row object per source: the rows of one
+ * kind and one identity make every weighted choice that kind and that identity. Null when a value carried a
+ * separator; undefined when the key has rows on exempt services (`buildProfile` over its rows then).
+ */
+function foldWireKey(key: WireKey, identity: KeyIdentity, services: (field: string) => string[]): KeyProfile | null | undefined {
+  if (SEPARATOR.test(key.access_key_id)) return null;
+  const lines = key.wire.split(RECORD);
+  if (lines.length !== key.rows) return null;
+  const keyKind = KEY_KINDS.get(key.key_kind) ?? (key.key_kind as KeyKind);
+  const sts = keyKind === 'sts';
+  const profile: KeyProfile = {
+    accessKeyId: key.access_key_id,
+    keyKind,
+    identityType: identity.identityType,
+    userName: identity.userName,
+    accountId: identity.accountId,
+    firstSeen: '',
+    lastSeen: '',
+    totalCalls: 0,
+    publicSources: [],
+    vpcSources: [],
+    exemptOnlySources: [],
+    stsCalls: 0,
+    internalCalls: 0,
+    serviceCalls: 0,
+    invalidSourceCalls: 0,
+    deniedCalls: 0,
+  };
+  let firstSeen: string | null = null;
+  let lastSeen: string | null = null;
+  for (const line of lines) {
+    const f = line.split(FIELD);
+    if (f.length !== WIRE_FIELDS) return null;
+    if (f[4] === '1') return undefined;
+    const calls = Number(f[5]);
+    const deniedCalls = Number(f[10]);
+    const first = f[7]!;
+    const last = f[8]!;
+    if (firstSeen === null || first < firstSeen) firstSeen = first;
+    if (lastSeen === null || last > lastSeen) lastSeen = last;
+    profile.totalCalls += calls;
+    profile.deniedCalls += deniedCalls;
+    const sourceKind = f[0]!;
+    const ip = f[1]!;
+    const family = f[2] === '4' ? 4 : f[2] === '6' ? 6 : null;
+    const vpcId = f[3]!;
+    if (sts) profile.stsCalls += calls;
+    else if (sourceKind === 'internal') profile.internalCalls += calls;
+    else if (sourceKind === 'service') profile.serviceCalls += calls;
+    else if (!ip || family === null || (sourceKind === 'vpc' && !vpcId)) profile.invalidSourceCalls += calls;
+    else {
+      const serviceList = services(f[12] ?? '');
+      const userAgents = rankUserAgents(f[13]!, f[14]!);
+      // The fields of `toUsage`, in its order (the JSON of `analyze` shows them so).
+      const days = Number(f[6]);
+      const errorCalls = Number(f[9]);
+      const sensitiveCalls = Number(f[11]);
+      const cappedServices = serviceList.length > SERVICES_CAP ? serviceList.slice(0, SERVICES_CAP) : serviceList;
+      const cappedAgents = userAgents.length > USER_AGENTS_CAP ? userAgents.slice(0, USER_AGENTS_CAP) : userAgents;
+      if (sourceKind === 'vpc') {
+        profile.vpcSources.push({ vpcId, ip, family, calls, days, firstSeen: first, lastSeen: last, errorCalls, deniedCalls, sensitiveCalls, services: cappedServices, userAgents: cappedAgents });
+      } else {
+        profile.publicSources.push({ ip, family, calls, days, firstSeen: first, lastSeen: last, errorCalls, deniedCalls, sensitiveCalls, services: cappedServices, userAgents: cappedAgents });
+      }
+    }
+  }
+  profile.firstSeen = firstSeen!;
+  profile.lastSeen = lastSeen!;
+  sortSources(profile.publicSources);
+  sortSources(profile.vpcSources);
+  return profile;
 }
 
 /**
