@@ -277,8 +277,10 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
   const cached = indexCache.get(profiles);
   if (cached) return cached;
   const T = SUSPICION_THRESHOLDS;
-  // Flat parallel arrays per scope and family: no per-address Map or Set (this runs over every source of every key).
-  const units = new Map<string, { values: bigint[]; keys: string[]; spans: Array<[number, number]> }>();
+  // Flat parallel arrays per scope and family: no per-address Map, Set, array or id string (this runs over
+  // every source of every key).
+  type Units = { values: bigint[]; keys: string[]; firstMs: number[]; lastMs: number[] };
+  const units = new Map<string, [Units | null, Units | null]>();
   const add = (scope: string, s: SourceUsage, key: string): void => {
     if (s.days > T.poolMemberMaxDays) return;
     // A loud source (mostly failures, or probing) is no evidence of anyone's pool.
@@ -288,41 +290,52 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
     const facts = factsOf(s);
     const a = facts.address;
     if (!a) return;
-    const id = `${scope}|${a.family}`;
-    let m = units.get(id);
-    if (!m) units.set(id, (m = { values: [], keys: [], spans: [] }));
+    let byFamily = units.get(scope);
+    if (!byFamily) units.set(scope, (byFamily = [null, null]));
+    const slot = a.family === 4 ? 0 : 1;
+    const m = byFamily[slot] ?? (byFamily[slot] = { values: [], keys: [], firstMs: [], lastMs: [] });
     m.values.push(unitValue(a.family, a.value));
     m.keys.push(key);
-    m.spans.push([facts.firstMs, facts.lastMs]);
+    m.firstMs.push(facts.firstMs);
+    m.lastMs.push(facts.lastMs);
   };
   for (const p of profiles) {
     for (const s of p.publicSources) add('', s, p.accessKeyId);
     for (const s of p.vpcSources) add(s.vpcId, s, p.accessKeyId);
   }
   const blocks = new Map<string, PoolBlock[]>();
-  for (const [id, m] of [...units].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+  const lists: Array<[string, Units]> = [];
+  for (const [scope, [v4, v6]] of units) {
+    if (v4) lists.push([`${scope}|4`, v4]);
+    if (v6) lists.push([`${scope}|6`, v6]);
+  }
+  for (const [id, m] of lists.sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     const sep = id.lastIndexOf('|');
     const scope = id.slice(0, sep);
     const family = Number(id.slice(sep + 1)) as IpFamily;
     const order = sortedOrder(family, m.values);
     const all = order.map((i) => m.values[i]!);
     const allKeys = order.map((i) => m.keys[i]!);
-    const allSpans = order.map((i) => m.spans[i]!);
     const sorted: bigint[] = [];
     for (const v of all) if (sorted.length === 0 || sorted[sorted.length - 1] !== v) sorted.push(v);
     const list: PoolBlock[] = [];
     for (const p of clusterPools(family, sorted, T.poolGroupPrefix[family])) {
       const keys = new Set<string>();
-      const spans: Array<[number, number]> = [];
       const end = p.base + (1n << BigInt(FAMILY_BITS[family] - p.length));
+      const from = lowerBound(all, p.base);
+      let to = from;
       let members = 0;
-      for (let i = lowerBound(all, p.base); i < all.length && all[i]! < end; i++) {
-        if (i === 0 || all[i - 1] !== all[i]) members++;
-        keys.add(allKeys[i]!);
-        spans.push(allSpans[i]!);
+      for (; to < all.length && all[to]! < end; to++) {
+        if (to === 0 || all[to - 1] !== all[to]) members++;
+        keys.add(allKeys[to]!);
       }
+      const spans = (): Array<[number, number]> => {
+        const out: Array<[number, number]> = [];
+        for (let i = from; i < to; i++) out.push([m.firstMs[order[i]!]!, m.lastMs[order[i]!]!]);
+        return out;
+      };
       // One key's line, one address at a time: its lease pool is wider than the leases seen.
-      const block = scope === '' && keys.size === 1 && isLeaseChain(spans) ? widenToEvidence(p, sorted, T.poolGroupPrefix[family]) : p;
+      const block = scope === '' && keys.size === 1 && isLeaseChain(spans()) ? widenToEvidence(p, sorted, T.poolGroupPrefix[family]) : p;
       const blockEnd = block.base + (1n << BigInt(FAMILY_BITS[family] - block.length));
       list.push({ ...block, end: blockEnd, scope, members, keys: [...keys].sort(), siblings: [], leaseLine: block !== p });
     }
@@ -366,15 +379,27 @@ function linkSiblings(list: PoolBlock[]): void {
   }
 }
 
+const PACKED_INDEX_SPAN = 2 ** 21;
+
 /**
  * The indexes of `values` in ascending value order, ties in index order (a stable sort). IPv4 values fit in a
  * double exactly, so they are compared as numbers: comparing bigints dominated this sort over every source.
  */
 function sortedOrder(family: IpFamily, values: readonly bigint[]): number[] {
+  const n = values.length;
+  if (family === 4 && n <= PACKED_INDEX_SPAN) {
+    // value × 2^21 + index is exact in a double (32 + 21 bits): a comparator-free numeric sort is the stable sort.
+    const packed = new Float64Array(n);
+    for (let i = 0; i < n; i++) packed[i] = Number(values[i]!) * PACKED_INDEX_SPAN + i;
+    packed.sort();
+    const order: number[] = new Array(n);
+    for (let i = 0; i < n; i++) order[i] = packed[i]! % PACKED_INDEX_SPAN;
+    return order;
+  }
   const order = values.map((_, i) => i);
   if (family === 4) {
     const asNumbers = Float64Array.from(values, Number);
-    return order.sort((a, b) => asNumbers[a]! - asNumbers[b]!);
+    return order.sort((a, b) => asNumbers[a]! - asNumbers[b]! || a - b);
   }
   return order.sort((a, b) => (values[a]! < values[b]! ? -1 : values[a]! > values[b]! ? 1 : 0));
 }
@@ -412,10 +437,46 @@ export function factsOf(s: SourceUsage): SourceFacts {
   if (kept) return kept;
   let f = frozenFactsCache.get(s);
   if (f) return f;
-  f = { address: addressOf(s.ip), firstMs: Date.parse(s.firstSeen), lastMs: Date.parse(s.lastSeen) };
+  f = { address: addressOf(s.ip), firstMs: isoMs(s.firstSeen), lastMs: isoMs(s.lastSeen) };
   if (Object.isExtensible(s)) Object.defineProperty(s, FACTS, { value: f, enumerable: false });
   else frozenFactsCache.set(s, f);
   return f;
+}
+
+const dayStartCache = new Map<number, number>();
+
+/**
+ * Date.parse, with a fast path for the `YYYY-MM-DDTHH:MM:SSZ` text analyze writes: the day's start parsed once
+ * per day, the time of day added (hours ≤ 23, minutes and seconds ≤ 59; anything else goes to Date.parse).
+ */
+export function isoMs(text: string): number {
+  if (text.length !== 20 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58 || text.charCodeAt(19) !== 90) {
+    return Date.parse(text);
+  }
+  const digits = (at: number, count: number): number => {
+    let v = 0;
+    for (let i = at; i < at + count; i++) {
+      const c = text.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) return -1;
+      v = v * 10 + c;
+    }
+    return v;
+  };
+  const year = digits(0, 4);
+  const month = digits(5, 2);
+  const day = digits(8, 2);
+  const hours = digits(11, 2);
+  const minutes = digits(14, 2);
+  const seconds = digits(17, 2);
+  if (year < 0 || month < 0 || day < 0 || hours < 0 || hours > 23 || minutes < 0 || minutes > 59 || seconds < 0 || seconds > 59) return Date.parse(text);
+  const dayKey = (year * 100 + month) * 100 + day;
+  let start = dayStartCache.get(dayKey);
+  if (start === undefined) {
+    if (dayStartCache.size > 100_000) dayStartCache.clear();
+    start = Date.parse(`${text.slice(0, 10)}T00:00:00Z`);
+    dayStartCache.set(dayKey, start);
+  }
+  return Number.isNaN(start) ? Date.parse(text) : start + hours * 3_600_000 + minutes * 60_000 + seconds * 1000;
 }
 
 /** parseAddress with a fast path for the canonical dotted quad that ingest stores. */
