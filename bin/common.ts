@@ -55,6 +55,14 @@ export function action<A extends unknown[]>(handler: (...args: A) => Promise<Exi
   };
 }
 
+/**
+ * `action()` for a handler that lives in a module of its own, imported only when its command runs: registering
+ * every command stays cheap, and a command never loads what another one needs (DuckDB, Kafka, report code).
+ */
+export function lazyAction<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<ExitCode | number>>) {
+  return action(async (...args: A) => (await load())(...args));
+}
+
 export function reportError(e: unknown, json: boolean): ExitCode {
   if (isKeyfenceError(e)) {
     if (json) {

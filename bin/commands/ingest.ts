@@ -1,10 +1,10 @@
-// `keyfence ingest` (files here; Kafka and SLS handed to their own modules) and `keyfence quarantine`.
+// `keyfence ingest` and `keyfence quarantine`: registration, and the ingest summary every source prints. The work
+// is in modules imported when their command runs: ingest-files.ts, ingest-kafka.ts, ingest-sls.ts, quarantine.ts.
 import { Option, type Command } from 'commander';
-import { ingestFiles } from '../../ingest/file-ingest.ts';
-import { QUARANTINE_REASONS, Store, type QuarantineRecord } from '../../ingest/store.ts';
+import { QUARANTINE_REASONS } from '../../ingest/store.ts';
 import { EXIT, UsageError } from '../../model/errors.ts';
 import type { IngestSummary } from '../../model/types.ts';
-import { action, printJson, Progress, resolveDbPaths, withCommonOptions } from '../common.ts';
+import { action, lazyAction, printJson, withCommonOptions } from '../common.ts';
 
 /** Options of `keyfence ingest` as commander parses them (`--db` repeatable, so a list). */
 export interface IngestCliOptions {
@@ -63,7 +63,8 @@ export function registerIngest(program: Command): void {
         return ingestFromSls(raw);
       }
       if (paths.length === 0) throw new UsageError('nothing to read', { hint: 'give files, directories or globs, or --kafka …, or --sls …' });
-      return ingestPaths(paths, singleDb(raw.db), Boolean(raw.json));
+      const { ingestPaths } = await import('./ingest-files.ts');
+      return ingestPaths(paths, raw.db, Boolean(raw.json));
     }),
   );
 
@@ -73,29 +74,8 @@ export function registerIngest(program: Command): void {
     .option('--limit <n>', 'show at most this many records', '50')
     .option('--reason <reason>', `only this reason (${QUARANTINE_REASONS.join(', ')})`);
   withCommonOptions(quarantine, { multiDb: true }).action(
-    action(async (opts: { db?: string[]; json?: boolean; limit: string; reason?: string }) => listQuarantine(opts)),
+    lazyAction(async () => (await import('./quarantine.ts')).listQuarantine),
   );
-}
-
-function singleDb(flag: string[] | undefined): string {
-  const paths = resolveDbPaths(flag);
-  if (paths.length !== 1) throw new UsageError('ingest writes one database file', { hint: 'pass a single --db FILE' });
-  return paths[0]!;
-}
-
-async function ingestPaths(paths: string[], db: string, json: boolean): Promise<number> {
-  const store = await Store.open(db);
-  const progress = new Progress('ingest');
-  try {
-    const summary = await ingestFiles(store, paths, {
-      onProgress: (done, total) => progress.update(done, total, `${formatBytes(done)} of ${formatBytes(total)}`),
-    });
-    progress.done();
-    return printIngestSummary(summary, json);
-  } finally {
-    progress.done();
-    store.close();
-  }
 }
 
 /**
@@ -127,50 +107,4 @@ export function printIngestSummary(summary: IngestSummary, json: boolean): numbe
   if (unnamed > 0) problems.push(`… and ${n(unnamed)} more rejected records: \`keyfence quarantine\` lists them all`);
   if (problems.length > 0) process.stderr.write(`${problems.join('\n')}\n`);
   return code;
-}
-
-async function listQuarantine(opts: { db?: string[]; json?: boolean; limit: string; reason?: string }): Promise<number> {
-  const limit = Number(opts.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit ${JSON.stringify(opts.limit)} is not a positive whole number`);
-  if (opts.reason !== undefined && !(QUARANTINE_REASONS as readonly string[]).includes(opts.reason)) {
-    throw new UsageError(`--reason ${JSON.stringify(opts.reason)} is not a rejection reason`, { hint: `one of ${QUARANTINE_REASONS.join(', ')}` });
-  }
-  const store = await Store.open(resolveDbPaths(opts.db), { readOnly: true });
-  try {
-    const { total, records } = await store.listQuarantine({ limit, reason: opts.reason ?? null });
-    if (opts.json) {
-      printJson({ total, shown: records.length, records });
-      return EXIT.OK;
-    }
-    if (total === 0) {
-      process.stdout.write('quarantine is empty\n');
-      return EXIT.OK;
-    }
-    const out = [`${total.toLocaleString('en-US')} quarantined record${total === 1 ? '' : 's'}${records.length < total ? `, showing ${records.length}` : ''}`];
-    for (const r of records) out.push(...formatQuarantined(r));
-    process.stdout.write(`${out.join('\n')}\n`);
-    return EXIT.OK;
-  } finally {
-    store.close();
-  }
-}
-
-function formatQuarantined(r: QuarantineRecord): string[] {
-  const preview = r.raw.length > 160 ? `${r.raw.slice(0, 160)}…` : r.raw;
-  return [
-    `${r.source} ${r.location}  [${r.reason}]  ${r.detail ?? ''}`,
-    `    raw (${r.rawBytes} bytes${r.raw.length < r.rawBytes ? ', capped' : ''}): ${JSON.stringify(preview)}`,
-  ];
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(1)} ${units[u]}`;
 }
