@@ -272,7 +272,7 @@ export function parseEventTime(text: string): string | null {
 
 /**
  * The mark on rows the SQL fast path writes for lines it does not vouch for: the file ingest normalizes them
- * again with `normalizeRecord` and deletes the marked rows in the same transaction.
+ * again with `normalizeRecord`; the marked rows are deleted right after (see ingest/file-ingest.ts).
  */
 export const FAST_PATH_MARK = { deferred: '~deferred' } as const;
 
@@ -322,7 +322,7 @@ function sqlLiteral(s: string): string {
 export function fastPathSelectSql(lines: string): string {
   const exempt = `[${exemptServiceList().map(sqlLiteral).join(', ')}]::VARCHAR[]`;
   const denial = DEFAULT_DENIAL_PATTERNS.map((p) => `contains(lower(coalesce(error_code, '') || chr(10) || coalesce(error_message, '')), ${sqlLiteral(p.toLowerCase())})`).join(' OR ');
-  // Rows that are not ok are placeholders, deleted in the same transaction: only their NOT NULL columns,
+  // Rows that are not ok are placeholders, deleted right after the transaction: only their NOT NULL columns,
   // event_id, error_message (the raw line) and event_source (the file) matter, so the rest is not masked.
   return `
 WITH parsed AS (

@@ -6,7 +6,7 @@
 import { SUMMARY_REJECTION_SAMPLES } from './run-summary.ts';
 import { BOOLEAN, DuckDBScalarFunction, VARCHAR } from '@duckdb/node-api';
 import { classifySource, encodeSourceClass, FAST_PATH_MARK, fastPathSelectSql, MAX_RECORD_CHARS, normalizeRecord, SOURCE_CLASSIFIER_FUNCTION } from './actiontrail.ts';
-import { sqlString, type Checkpoint, type Store } from './store.ts';
+import { CLEANUP_PENDING_KEY, sqlString, type Checkpoint, type Store } from './store.ts';
 import {
   decodePosition,
   encodePosition,
@@ -322,10 +322,10 @@ function linesRelation(files: FileInput[], compression: 'gzip' | 'none' | 'auto'
 }
 
 /**
- * One transaction for a group of NDJSON files: DuckDB reads every line, inserts the events it vouches for and
- * marks the rest; the marks are resolved (`normalizeRecord` for deferred lines, `classifySource` for source
- * texts only it can classify), events already stored or repeated within the group removed (one anti-join per
- * group, not per file), and the files' checkpoints written. When DuckDB cannot read a file of a group,
+ * One transaction for a group of NDJSON files: DuckDB reads every line and inserts it into events, the lines it
+ * does not vouch for as marked placeholders (`classifySource` answers for source texts only it can classify);
+ * `normalizeRecord` decides the marked lines, and the group's quarantine and checkpoints commit with it. A
+ * second transaction deletes the placeholders and repeated events (see docs/ingest.md). When DuckDB cannot read a file of a group,
  * nothing of the group is committed and its files are retried one by one; returns the files DuckDB cannot
  * read at all, for the streaming path.
  */
@@ -372,35 +372,35 @@ async function fastPathTransaction(
     if (process.env.KEYFENCE_DEBUG) process.stderr.write(`  ${label}: ${((performance.now() - t0) / 1000).toFixed(2)}s\n`);
   };
   registerSourceClassifier(store);
-  return store.transaction(async () => {
+  // Rows this group adds are told apart by rowid: every one lies at or above the first free rowid.
+  const [{ next }] = (await store.query<{ next: number }>(`SELECT coalesce(max(rowid) + 1, 0) AS next FROM events`)) as [{ next: number }];
+  const added = `rowid >= ${Number(next)}`;
+  const deferredMark = sqlString(FAST_PATH_MARK.deferred);
+  const committed = await store.transaction(async () => {
     const gzipByFile: boolean[] = [];
     for (const file of files) gzipByFile.push((await sniffFile(file.absPath)).gzip);
     // DuckDB picks each file's compression by its name: files whose name says otherwise are read one by one.
     const byName = files.filter((f, i) => gzipByFile[i] === f.absPath.endsWith('.gz'));
-    // The rows land in a staging table first, then go to events in one INSERT that leaves out the marked
-    // lines and the duplicates: a DELETE among rows appended in the transaction would make DuckDB append
-    // them all again at COMMIT (its direct write of new row groups only holds when none was deleted).
-    await store.run(`CREATE OR REPLACE TEMP TABLE ${STAGED} AS SELECT * FROM events LIMIT 0`);
-    // Reading the lines is most of the work: report DuckDB's own progress through it.
+    // Every line goes straight into events, marked lines and repeated events included: deleting rows appended
+    // in this transaction would make DuckDB write all of them again at COMMIT, so the few unwanted rows are
+    // deleted by a second transaction (and by the next run's start if this process dies in between).
+    let total = 0;
     const poll = setInterval(() => progress(Math.min(1, Math.max(0, store.connection.progress.percentage / 100))), 250);
     try {
-      if (byName.length > 0) await store.run(`INSERT INTO ${STAGED} ${fastPathSelectSql(linesRelation(byName, 'auto'))}`, [runId]);
+      if (byName.length > 0) total += await insertCount(store, `INSERT INTO events ${fastPathSelectSql(linesRelation(byName, 'auto'))}`, runId);
     } finally {
       clearInterval(poll);
     }
     for (const [i, f] of files.entries()) {
-      if (!byName.includes(f)) await store.run(`INSERT INTO ${STAGED} ${fastPathSelectSql(linesRelation([f], gzipByFile[i] ? 'gzip' : 'none'))}`, [runId]);
+      if (!byName.includes(f)) total += await insertCount(store, `INSERT INTO events ${fastPathSelectSql(linesRelation([f], gzipByFile[i] ? 'gzip' : 'none'))}`, runId);
     }
-    lap(`staged ${files.length} files`);
-    const marks = await store.query<{ kind: string; n: number; bytes: number }>(
-      `SELECT source_kind AS kind, count(*) AS n, sum(CASE WHEN source_kind = '${FAST_PATH_MARK.deferred}' THEN strlen(error_message) ELSE 0 END) AS bytes
-       FROM ${STAGED} GROUP BY source_kind`,
+    lap(`inserted ${files.length} files`);
+    const [mark] = await store.query<{ n: number; bytes: number }>(
+      `SELECT count(*) AS n, coalesce(sum(strlen(error_message)), 0) AS bytes FROM events WHERE ${added} AND source_kind = ${deferredMark}`,
     );
-    const total = marks.reduce((n, m) => n + m.n, 0);
-    const deferredMark = marks.find((m) => m.kind === FAST_PATH_MARK.deferred);
-    const deferredCount = deferredMark?.n ?? 0;
+    const deferredCount = mark?.n ?? 0;
     const maxLines = Number(process.env.KEYFENCE_FAST_MAX_DEFERRED ?? MAX_DEFERRED_LINES);
-    if (deferredCount > maxLines || (deferredMark?.bytes ?? 0) > MAX_DEFERRED_BYTES) {
+    if (deferredCount > maxLines || (mark?.bytes ?? 0) > MAX_DEFERRED_BYTES) {
       // Mostly not SLS/bare NDJSON (or mostly bad): the streaming path reads it with bounded memory.
       throw new Error(`${deferredCount} lines the SQL cannot vouch for: too many to normalize in one transaction`);
     }
@@ -408,49 +408,74 @@ async function fastPathTransaction(
       deferredCount === 0
         ? []
         : await store.query<{ id: string; file: string; line: string }>(
-            `SELECT event_id AS id, event_source AS file, error_message AS line FROM ${STAGED} WHERE source_kind = '${FAST_PATH_MARK.deferred}' ORDER BY rowid`,
+            `SELECT event_id AS id, event_source AS file, error_message AS line FROM events WHERE ${added} AND source_kind = ${deferredMark} ORDER BY rowid`,
           );
-    // JS finds the deferred lines in their files while DuckDB inserts the staged rows.
+    // Deferred lines: the JS normalizer decides, exactly as on the streaming path. Their events are stored while
+    // JS finds the rejected ones' line numbers in the files.
     const locating = locateDeferred(files, gzipByFile, deferred);
     locating.catch(() => undefined);
-    const insertedFast = await insertStaged(store);
-    await store.run(`DROP TABLE ${STAGED}`);
-    const duplicates = total - deferredCount - insertedFast;
-    lap('inserted');
-    const lineOf = await locating;
-    lap('rejected lines located');
-    // Deferred lines: the JS normalizer decides, exactly as on the streaming path.
-    const events: AuditEvent[] = [];
-    const rejections: Located[] = [];
-    let blank = 0;
-    const fileByPath = new Map(files.map((f) => [f.absPath, f]));
-    for (const d of deferred) {
+    const lines = deferred.flatMap((d) => {
       const text = d.line.endsWith('\r') ? d.line.slice(0, -1) : d.line;
-      if (text.trim() === '') {
-        blank++;
-        continue;
-      }
-      const file = fileByPath.get(d.file)!;
-      // identical lines get their numbers in file order; which copy is which does not matter
-      const line = lineOf.get(d.file)?.get(d.line)?.shift() ?? 0;
-      const r = recordToResult({ text, line }, file);
-      events.push(...r.events);
-      rejections.push(...r.rejections);
-    }
+      return text.trim() === '' ? [] : [{ ...d, text }];
+    });
+    const blank = deferred.length - lines.length;
+    const events = lines.flatMap((d) => normalizeRecord(d.text).events);
     const insertedDeferred = await store.insertEventsInTransaction(runId, events);
-    await store.quarantineInTransaction(runId, rejections);
+    lap('deferred events stored');
+    // The event IDs this group stored twice (already stored before, or repeated within the group).
+    // Compared by hash first (a collision only makes a candidate the cleanup then finds alone under its ID).
+    await store.run(`CREATE OR REPLACE TEMP TABLE ${REPEATED} AS
+      WITH new_ids AS (SELECT event_id, hash(event_id) AS h FROM events WHERE ${added} AND source_kind <> ${deferredMark}),
+      candidates AS (
+        SELECT h FROM new_ids GROUP BY h HAVING count(*) > 1
+        UNION
+        SELECT hash(event_id) FROM events WHERE NOT (${added}) AND hash(event_id) IN (SELECT h FROM new_ids))
+      SELECT DISTINCT event_id FROM new_ids WHERE h IN (SELECT h FROM candidates)`);
     await store.putCheckpointsInTransaction(
       files.map((file) => ({ source: file.source, position: encodePosition({ records: -1, lines: -1, byte: null }), complete: true, fingerprint: file.fingerprint })),
     );
-    lap('deferred lines and checkpoints');
-    const fastEvents = total - deferredCount;
-    return {
-      read: total - blank,
-      inserted: fastEvents - duplicates + insertedDeferred,
-      duplicates: duplicates + (events.length - insertedDeferred),
-      rejections,
-    };
+    await store.markCleanupPendingInTransaction(runId);
+    lap('repeats and checkpoints');
+    const lineOf = await locating;
+    const fileByPath = new Map(files.map((f) => [f.absPath, f]));
+    const rejections: Located[] = [];
+    for (const d of lines) {
+      // identical lines get their numbers in file order; which copy is which does not matter
+      const line = lineOf.get(d.file)?.get(d.line)?.shift() ?? 0;
+      rejections.push(...recordToResult({ text: d.text, line }, fileByPath.get(d.file)!).rejections);
+    }
+    await store.quarantineInTransaction(runId, rejections);
+    lap('rejected lines located and quarantined');
+    return { total, deferredCount, blank, events: events.length, insertedDeferred, rejections };
   });
+  if (process.env.KEYFENCE_TEST_CRASH === 'after-fast-commit') process.kill(process.pid, 'SIGKILL');
+  // The cleanup: placeholder rows and every copy of an event but the first stored one.
+  const removed = await store.transaction(async () => {
+    await store.run(`DELETE FROM events WHERE source_kind = ${deferredMark}`);
+    const repeats = await store.deleteCount(`DELETE FROM events WHERE rowid IN (
+      SELECT rid FROM (
+        SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid) AS rn
+        FROM events WHERE event_id IN (SELECT event_id FROM ${REPEATED}))
+      WHERE rn > 1)`);
+    await store.run(`DROP TABLE ${REPEATED}`);
+    await store.run(`DELETE FROM meta WHERE key = ?`, [CLEANUP_PENDING_KEY]);
+    return repeats;
+  });
+  lap('cleaned up');
+  const written = committed.total - committed.deferredCount + committed.insertedDeferred;
+  const inserted = written - removed;
+  return {
+    read: committed.total - committed.blank,
+    inserted,
+    duplicates: committed.total - committed.deferredCount + committed.events - inserted,
+    rejections: committed.rejections,
+  };
+}
+
+/** Runs an INSERT with the run ID as `$1` and returns how many rows it inserted. */
+async function insertCount(store: Store, sql: string, runId: number): Promise<number> {
+  const reader = await store.connection.runAndReadAll(sql, [runId] as never);
+  return Number(reader.getRowsJS()[0]?.[0] ?? 0);
 }
 
 /** For each file holding deferred lines: each line's text → its line numbers in file order. */
@@ -506,25 +531,5 @@ function registerSourceClassifier(store: Store): void {
   classifierRegistered.add(store);
 }
 
-/** The temp table a fast-path group is staged in (one group at a time per connection). */
-const STAGED = 'keyfence_fast_staged';
-
-/**
- * Inserts the staged events that are neither marked (deferred) nor stored yet, nor repeated among the staged
- * rows (the first row keeps it). Returns how many were inserted. The stored copies are found by an inner join,
- * so DuckDB builds its hash table on the smaller side (the group), not on the whole store.
- */
-async function insertStaged(store: Store): Promise<number> {
-  const ok = `source_kind <> '${FAST_PATH_MARK.deferred}'`;
-  const reader = await store.connection.runAndReadAll(`INSERT INTO events
-    SELECT n.* FROM ${STAGED} n
-    WHERE n.${ok} AND n.rowid NOT IN (
-      SELECT s.rowid FROM ${STAGED} s JOIN events o ON s.event_id = o.event_id
-      UNION ALL
-      SELECT rid FROM (
-        SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid) AS rn
-        FROM ${STAGED} WHERE ${ok} AND hash(event_id) IN (
-          SELECT h FROM (SELECT hash(event_id) AS h FROM ${STAGED} WHERE ${ok}) GROUP BY h HAVING count(*) > 1)
-      ) WHERE rn > 1)`);
-  return Number(reader.getRowsJS()[0]?.[0] ?? 0);
-}
+/** The temp table naming the event IDs a fast-path group stored twice, until its cleanup. */
+const REPEATED = 'keyfence_fast_repeated';

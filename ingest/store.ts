@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { StoreError } from '../model/errors.ts';
 import { insertEventsAppend } from './event-writer.ts';
+import { FAST_PATH_MARK } from './actiontrail.ts';
 import type { AuditEvent, IngestSummary, RecordLocation, Rejection, RejectionReason } from '../model/types.ts';
 
 export const SCHEMA_VERSION = 1;
@@ -235,6 +236,7 @@ export class Store {
   /** Starts an ingest run and returns its ID (recorded in `ingest_runs` with status `running`). */
   async beginRun(sourceKind: IngestSourceKind): Promise<number> {
     this.assertWritable();
+    await this.finishInterruptedCleanup();
     // One writer per database file: a run still marked running was cut short (killed, crashed).
     await this.run(`UPDATE ingest_runs SET status = 'interrupted' WHERE status = 'running'`);
     const [row] = await this.query<{ id: number }>(`SELECT coalesce(max(run_id), 0) + 1 AS id FROM ingest_runs`);
@@ -325,6 +327,47 @@ export class Store {
     return rows[0] ?? null;
   }
 
+  /**
+   * True when a writer committed rows that still await their cleanup (see `CLEANUP_PENDING_KEY`): placeholder
+   * rows and repeated events are in `events` until the next ingest finishes the cleanup.
+   */
+  async cleanupPending(): Promise<boolean> {
+    const rows = await this.query<{ n: number }>(`SELECT count(*) AS n FROM meta WHERE key = ?`, [CLEANUP_PENDING_KEY]);
+    return (rows[0]?.n ?? 0) > 0;
+  }
+
+  /** Marks (inside the caller's transaction) that rows just written need `finishInterruptedCleanup`'s work. */
+  async markCleanupPendingInTransaction(runId: number): Promise<void> {
+    await this.run(`INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [CLEANUP_PENDING_KEY, String(runId)]);
+  }
+
+  /**
+   * Finishes the cleanup a writer was killed before doing: removes placeholder rows and every repeated copy of
+   * an event (the first stored copy stays), in one transaction with the mark. Costs one pass over event IDs,
+   * and only after a crash. Returns how many rows it removed.
+   */
+  async finishInterruptedCleanup(): Promise<number> {
+    if (!(await this.cleanupPending())) return 0;
+    return this.transaction(async () => {
+      const placeholders = await this.deleteCount(`DELETE FROM events WHERE source_kind = ?`, [FAST_PATH_MARK.deferred]);
+      const repeated = await this.deleteCount(
+        `DELETE FROM events WHERE rowid IN (
+           SELECT rid FROM (
+             SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid) AS rn FROM events
+             WHERE hash(event_id) IN (SELECT h FROM (SELECT hash(event_id) AS h FROM events) GROUP BY h HAVING count(*) > 1))
+           WHERE rn > 1)`,
+      );
+      await this.run(`DELETE FROM meta WHERE key = ?`, [CLEANUP_PENDING_KEY]);
+      return placeholders + repeated;
+    });
+  }
+
+  /** Runs a DELETE and returns how many rows it removed. */
+  async deleteCount(sql: string, params: unknown[] = []): Promise<number> {
+    const reader = params.length === 0 ? await this.connection.runAndReadAll(sql) : await this.connection.runAndReadAll(sql, params as never);
+    return Number(reader.getRowsJS()[0]?.[0] ?? 0);
+  }
+
   /** Records the run's counts and outcome. */
   async finishRun(runId: number, summary: IngestSummary, status: 'ok' | 'partial' | 'failed'): Promise<void> {
     this.assertWritable();
@@ -359,6 +402,14 @@ export class Store {
     this.instance.closeSync();
   }
 }
+
+/**
+ * The `meta` key a writer sets in the transaction that commits rows needing a cleanup afterwards (the file fast
+ * path's placeholder rows and repeated events: deleting them in the same transaction would make DuckDB write
+ * every new row again at COMMIT), and removes in the cleanup's own transaction. Found set at the next run's
+ * start, the cleanup is done then (`Store.finishInterruptedCleanup`).
+ */
+export const CLEANUP_PENDING_KEY = 'ingest_cleanup_pending';
 
 /** Caps raw text for quarantine without splitting a surrogate pair. */
 export function capRaw(raw: string): string {
