@@ -445,6 +445,17 @@ export function factsOf(s: SourceUsage): SourceFacts {
 
 const dayStartCache = new Map<number, number>();
 
+/** The decimal number written by `count` digits of `text` from `at`, or -1 if one is not a digit. */
+function decimalAt(text: string, at: number, count: number): number {
+  let v = 0;
+  for (let i = at; i < at + count; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
 /**
  * Date.parse, with a fast path for the `YYYY-MM-DDTHH:MM:SSZ` text analyze writes: the day's start parsed once
  * per day, the time of day added (hours ≤ 23, minutes and seconds ≤ 59; anything else goes to Date.parse).
@@ -453,21 +464,12 @@ export function isoMs(text: string): number {
   if (text.length !== 20 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58 || text.charCodeAt(19) !== 90) {
     return Date.parse(text);
   }
-  const digits = (at: number, count: number): number => {
-    let v = 0;
-    for (let i = at; i < at + count; i++) {
-      const c = text.charCodeAt(i) - 48;
-      if (c < 0 || c > 9) return -1;
-      v = v * 10 + c;
-    }
-    return v;
-  };
-  const year = digits(0, 4);
-  const month = digits(5, 2);
-  const day = digits(8, 2);
-  const hours = digits(11, 2);
-  const minutes = digits(14, 2);
-  const seconds = digits(17, 2);
+  const year = decimalAt(text, 0, 4);
+  const month = decimalAt(text, 5, 2);
+  const day = decimalAt(text, 8, 2);
+  const hours = decimalAt(text, 11, 2);
+  const minutes = decimalAt(text, 14, 2);
+  const seconds = decimalAt(text, 17, 2);
   if (year < 0 || month < 0 || day < 0 || hours < 0 || hours > 23 || minutes < 0 || minutes > 59 || seconds < 0 || seconds > 59) return Date.parse(text);
   const dayKey = (year * 100 + month) * 100 + day;
   let start = dayStartCache.get(dayKey);
