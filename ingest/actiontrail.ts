@@ -288,13 +288,16 @@ export function encodeSourceClass(c: SourceClass): string {
   return `${c.sourceKind}\t${c.ipFamily ?? ''}\t${c.sourceIp ?? ''}`;
 }
 
-/** The event fields the fast path extracts; userIdentity stays JSON so a non-object can be told apart. */
+/**
+ * The event fields the fast path extracts, in one parse. json_transform makes a non-object userIdentity a struct
+ * of NULLs, as it does `{}`: a line whose identity fields are all NULL is left to `normalizeRecord`.
+ */
 const EVENT_STRUCT = JSON.stringify({
   eventId: 'VARCHAR', eventTime: 'VARCHAR', eventName: 'VARCHAR', eventSource: 'VARCHAR', serviceName: 'VARCHAR',
   eventType: 'VARCHAR', acsRegion: 'VARCHAR', sourceIpAddress: 'VARCHAR', vpcId: 'VARCHAR', userAgent: 'VARCHAR',
-  errorCode: 'VARCHAR', errorMessage: 'VARCHAR', requestId: 'VARCHAR', userIdentity: 'JSON',
+  errorCode: 'VARCHAR', errorMessage: 'VARCHAR', requestId: 'VARCHAR',
+  userIdentity: { type: 'VARCHAR', accessKeyId: 'VARCHAR', accountId: 'VARCHAR', principalId: 'VARCHAR', userName: 'VARCHAR' },
 });
-const IDENTITY_STRUCT = JSON.stringify({ type: 'VARCHAR', accessKeyId: 'VARCHAR', accountId: 'VARCHAR', principalId: 'VARCHAR', userName: 'VARCHAR' });
 
 /**
  * DuckDB's JSON reader accepts trailing commas and NaN/Infinity, which JSON (and JSON.parse) does not: a line
@@ -343,7 +346,7 @@ fields AS (
     nullif(e.eventType, '') AS event_type, nullif(e.acsRegion, '') AS region, nullif(e.sourceIpAddress, '') AS ip,
     nullif(e.vpcId, '') AS vpc_id, nullif(e.userAgent, '') AS user_agent, nullif(e.errorCode, '') AS error_code,
     nullif(e.errorMessage, '') AS error_message, nullif(e.requestId, '') AS request_id,
-    CASE WHEN starts_with(CAST(e.userIdentity AS VARCHAR), '{') THEN json_transform(e.userIdentity, ${sqlLiteral(IDENTITY_STRUCT)}) END AS u
+    CASE WHEN coalesce(e.userIdentity.type, e.userIdentity.accessKeyId, e.userIdentity.accountId, e.userIdentity.principalId, e.userIdentity.userName) IS NOT NULL THEN e.userIdentity END AS u
   FROM parsed
 ),
 checked AS (
