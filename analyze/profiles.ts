@@ -3,6 +3,7 @@
 import { parseAddress } from '../model/address.ts';
 import { SENSITIVE_APIS } from '../model/acl-rules.ts';
 import type { IpFamily, KeyKind, KeyProfile, SourceKind, SourceUsage, TimeWindow, VpcSourceUsage } from '../model/types.ts';
+import { PublicSourceRecord, VpcSourceRecord } from '../model/source-usage.ts';
 import { sqlString, type Store } from '../ingest/store.ts';
 
 /** At most this many distinct service names are kept per source (sorted, first N). */
@@ -473,16 +474,15 @@ function foldWireKey(key: WireKey, identity: KeyIdentity, services: (field: stri
     else {
       const serviceList = services(f[12] ?? '');
       const userAgents = rankUserAgents(f[13]!, f[14]!);
-      // The fields of `toUsage`, in its order (the JSON of `analyze` shows them so).
       const days = Number(f[6]);
       const errorCalls = Number(f[9]);
       const sensitiveCalls = Number(f[11]);
       const cappedServices = serviceList.length > SERVICES_CAP ? serviceList.slice(0, SERVICES_CAP) : serviceList;
       const cappedAgents = userAgents.length > USER_AGENTS_CAP ? userAgents.slice(0, USER_AGENTS_CAP) : userAgents;
       if (sourceKind === 'vpc') {
-        profile.vpcSources.push({ vpcId, ip, family, calls, days, firstSeen: first, lastSeen: last, errorCalls, deniedCalls, sensitiveCalls, services: cappedServices, userAgents: cappedAgents });
+        profile.vpcSources.push(new VpcSourceRecord(vpcId, ip, family, calls, days, first, last, errorCalls, deniedCalls, sensitiveCalls, cappedServices, cappedAgents));
       } else {
-        profile.publicSources.push({ ip, family, calls, days, firstSeen: first, lastSeen: last, errorCalls, deniedCalls, sensitiveCalls, services: cappedServices, userAgents: cappedAgents });
+        profile.publicSources.push(new PublicSourceRecord(ip, family, calls, days, first, last, errorCalls, deniedCalls, sensitiveCalls, cappedServices, cappedAgents));
       }
     }
   }
@@ -572,23 +572,27 @@ function sourceId(row: SourceAggregateRow): string {
 }
 
 function toVpcUsage(row: SourceAggregateRow): VpcSourceUsage {
-  return { vpcId: row.vpcId!, ...toUsage(row) };
+  return new VpcSourceRecord(row.vpcId!, ...usageFields(row));
 }
 
 function toUsage(row: SourceAggregateRow): SourceUsage {
-  return {
-    ip: row.sourceIp!,
-    family: row.ipFamily!,
-    calls: row.calls,
-    days: row.days,
-    firstSeen: row.firstSeen,
-    lastSeen: row.lastSeen,
-    errorCalls: row.errorCalls,
-    deniedCalls: row.deniedCalls,
-    sensitiveCalls: row.sensitiveCalls,
-    services: row.services.length > SERVICES_CAP ? row.services.slice(0, SERVICES_CAP) : row.services,
-    userAgents: row.userAgents.length > USER_AGENTS_CAP ? row.userAgents.slice(0, USER_AGENTS_CAP) : row.userAgents,
-  };
+  return new PublicSourceRecord(...usageFields(row));
+}
+
+function usageFields(row: SourceAggregateRow): ConstructorParameters<typeof PublicSourceRecord> {
+  return [
+    row.sourceIp!,
+    row.ipFamily!,
+    row.calls,
+    row.days,
+    row.firstSeen,
+    row.lastSeen,
+    row.errorCalls,
+    row.deniedCalls,
+    row.sensitiveCalls,
+    row.services.length > SERVICES_CAP ? row.services.slice(0, SERVICES_CAP) : row.services,
+    row.userAgents.length > USER_AGENTS_CAP ? row.userAgents.slice(0, USER_AGENTS_CAP) : row.userAgents,
+  ];
 }
 
 /** The value most calls carry (nulls ignored; ties broken by the smaller text). */

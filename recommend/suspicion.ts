@@ -3,6 +3,7 @@
 // them to keep leaks out of proposals and to propose pool blocks deliberately; `findings` reports them.
 import { FAMILY_BITS, formatPrefix, maskValue, parseAddress, type Address, type Prefix } from '../model/address.ts';
 import { GUARDRAIL_MIN_PREFIX } from '../model/acl-rules.ts';
+import { keepParsed, readParsed } from '../model/source-usage.ts';
 import type { IpFamily, KeyProfile, SourceUsage, TimeWindow } from '../model/types.ts';
 
 const DAY_MS = 86_400_000;
@@ -423,7 +424,8 @@ interface SourceFacts {
 }
 
 /**
- * Where a source's parsed facts are kept: on the source object itself, under a private, non-enumerable symbol
+ * Where a source's parsed facts are kept: in the private slot of the records analyze builds
+ * (model/source-usage.ts); on any other source object, under a private, non-enumerable symbol
  * (invisible to JSON, Object.keys and deep equality). A WeakMap lookup per read cost more than the parse it
  * saved once every pass over a million sources asked for them; the WeakMap remains for frozen sources.
  */
@@ -433,11 +435,14 @@ type WithFacts = SourceUsage & { [FACTS]?: SourceFacts };
 
 /** A source's address and times, parsed once per source object (every pass over every key reads them). */
 export function factsOf(s: SourceUsage): SourceFacts {
+  const parsed = readParsed(s) as SourceFacts | undefined;
+  if (parsed) return parsed;
   const kept = (s as WithFacts)[FACTS];
   if (kept) return kept;
   let f = frozenFactsCache.get(s);
   if (f) return f;
   f = { address: addressOf(s.ip), firstMs: isoMs(s.firstSeen), lastMs: isoMs(s.lastSeen) };
+  if (keepParsed(s, f)) return f;
   if (Object.isExtensible(s)) Object.defineProperty(s, FACTS, { value: f, enumerable: false });
   else frozenFactsCache.set(s, f);
   return f;
