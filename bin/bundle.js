@@ -5,16 +5,27 @@
 // next run rebuilds it (about 0.1–0.3 s, once). Whatever prevents building or loading it (no esbuild, a cache
 // that cannot be written, a source that does not compile) makes compiledCli() return null, and the caller
 // runs the sources through tsx as before, which also reports a compile error the way it always did.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ENTRY = 'bin/cli.ts';
+/**
+ * Packages every command loads, compiled into the bundle: Node loading @duckdb/node-api's 120-odd CommonJS files
+ * one by one cost about as much as the rest of start-up. Every other package stays external, loaded by Node
+ * as usual and only by the command that needs it (kafkajs, the SLS SDK, zod…), as does the native binding.
+ */
+const INLINED_PACKAGES = ['@duckdb/node-api', 'commander', 'ipaddr.js'];
+/** Inlined CommonJS code requires the packages left external (the native DuckDB binding) through this. */
+const REQUIRE_BANNER = "import { createRequire as keyfenceCreateRequire } from 'node:module'; const require = keyfenceCreateRequire(import.meta.url);";
 /** Files that shape the output without being bundled: the compiler settings and this builder. */
 const ALSO_TRACKED = ['tsconfig.json', 'bin/bundle.js'];
-/** Builds no manifest points at are deleted once this old (a long run may still import lazy chunks from its own). */
-const OLD_BUILD_MS = 24 * 3600 * 1000;
+/**
+ * A build no manifest points at is deleted once it has not been started from for this long: a long run (nightly)
+ * may still import lazy chunks from the build it started from.
+ */
+const UNUSED_BUILD_MS = 3600 * 1000;
 /** Set to 1 to run the TypeScript sources through tsx, bypassing the bundle. */
 export const NO_BUNDLE_ENV = 'KEYFENCE_NO_BUNDLE';
 
@@ -27,12 +38,23 @@ export async function compiledCli(root) {
   } catch {
     return null;
   }
+  markUsed(url);
   // Stack traces name the TypeScript files and lines, as under tsx.
   process.setSourceMapsEnabled(true);
   try {
     return (await import(url)).main;
   } catch {
     return null;
+  }
+}
+
+/** A build's directory mtime is when a run last started from it (see removeOldBuilds). */
+function markUsed(url) {
+  const now = new Date();
+  try {
+    utimesSync(dirname(fileURLToPath(url)), now, now);
+  } catch {
+    // a read-only cache still runs; its builds are just not cleaned up by age
   }
 }
 
@@ -85,14 +107,15 @@ export async function buildBundle(root) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    packages: 'external',
+    banner: { js: REQUIRE_BANNER },
     sourcemap: 'linked',
+    sourcesContent: false,
     metafile: true,
     logLevel: 'silent',
-    plugins: [sourceLocations()],
+    plugins: [externalPackages(), sourceLocations()],
   });
   const inputs = {};
-  for (const file of [...Object.keys(result.metafile.inputs), ...ALSO_TRACKED]) {
+  for (const file of trackedFiles(Object.keys(result.metafile.inputs))) {
     const stat = statSync(join(root, file));
     // Changed while the build ran: the bundle may hold the older text, so the next run builds again.
     inputs[file] = [stat.mtimeMs >= startedMs - 1 ? -1 : stat.mtimeMs, stat.size];
@@ -105,6 +128,21 @@ export async function buildBundle(root) {
   return pathToFileURL(join(dir, build, 'cli.mjs')).href;
 }
 
+/** The files whose change makes a bundle stale: its own sources, and for an inlined package its package.json. */
+function trackedFiles(inputs) {
+  const files = new Set(ALSO_TRACKED);
+  for (const file of inputs) {
+    const at = file.lastIndexOf('node_modules/');
+    if (at < 0) {
+      files.add(file);
+      continue;
+    }
+    const [first, second] = file.slice(at + 'node_modules/'.length).split('/');
+    files.add(`${file.slice(0, at)}node_modules/${first.startsWith('@') ? `${first}/${second}` : first}/package.json`);
+  }
+  return [...files].sort();
+}
+
 /** esbuild as installed for tsx (hoisted next to it, or inside tsx's own node_modules). */
 function loadEsbuild(root) {
   const fromRoot = createRequire(join(root, 'package.json'));
@@ -113,6 +151,17 @@ function loadEsbuild(root) {
   } catch {
     return createRequire(fromRoot.resolve('tsx'))('esbuild');
   }
+}
+
+/** Bare imports stay external unless they name one of INLINED_PACKAGES (or a file inside one). */
+function externalPackages() {
+  const inlined = (path) => INLINED_PACKAGES.some((name) => path === name || path.startsWith(`${name}/`));
+  return {
+    name: 'keyfence-external-packages',
+    setup(build) {
+      build.onResolve({ filter: /^[^./]/ }, (args) => (inlined(args.path) ? undefined : { path: args.path, external: true }));
+    },
+  };
 }
 
 /**
@@ -148,7 +197,7 @@ function removeOldBuilds(dir) {
   for (const name of readdirSync(dir)) {
     if (!name.startsWith('build-') || current.has(name)) continue;
     try {
-      if (Date.now() - statSync(join(dir, name)).mtimeMs > OLD_BUILD_MS) rmSync(join(dir, name), { recursive: true, force: true });
+      if (Date.now() - statSync(join(dir, name)).mtimeMs > UNUSED_BUILD_MS) rmSync(join(dir, name), { recursive: true, force: true });
     } catch {
       // removed by another process meanwhile
     }
