@@ -420,6 +420,26 @@ function foldWireKeys(keys: readonly WireKey[], read: WireRead): KeyProfile[] | 
   return profiles.sort((a, b) => compareText(a.accessKeyId, b.accessKeyId));
 }
 
+const FIELD_FROM = new Int32Array(WIRE_FIELDS);
+const FIELD_TO = new Int32Array(WIRE_FIELDS);
+
+function indexOrEnd(text: string, separator: string, from: number): number {
+  const i = text.indexOf(separator, from);
+  return i < 0 ? text.length : i;
+}
+
+/** Number(text.slice(from, to)), reading plain digits in place (other text goes to Number). */
+function decimalIn(text: string, from: number, to: number): number {
+  if (to <= from || to - from > 15) return Number(text.slice(from, to));
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return Number(text.slice(from, to));
+    value = value * 10 + d;
+  }
+  return value;
+}
+
 /**
  * `buildProfile` over one key's wire text (one key kind) without a row object per source: the rows of one
  * kind and one identity make every weighted choice that kind and that identity. Null when a value carried a
@@ -427,8 +447,6 @@ function foldWireKeys(keys: readonly WireKey[], read: WireRead): KeyProfile[] | 
  */
 function foldWireKey(key: WireKey, identity: KeyIdentity, services: (field: string) => string[]): KeyProfile | null | undefined {
   if (SEPARATOR.test(key.access_key_id)) return null;
-  const lines = key.wire.split(RECORD);
-  if (lines.length !== key.rows) return null;
   const keyKind = KEY_KINDS.get(key.key_kind) ?? (key.key_kind as KeyKind);
   const sts = keyKind === 'sts';
   const profile: KeyProfile = {
@@ -451,32 +469,50 @@ function foldWireKey(key: WireKey, identity: KeyIdentity, services: (field: stri
   };
   let firstSeen: string | null = null;
   let lastSeen: string | null = null;
-  for (const line of lines) {
-    const f = line.split(FIELD);
-    if (f.length !== WIRE_FIELDS) return null;
-    if (f[4] === '1') return undefined;
-    const calls = Number(f[5]);
-    const deniedCalls = Number(f[10]);
-    const first = f[7]!;
-    const last = f[8]!;
+  // Fields are read in place (offsets into the text), not split into a list of strings per row: only the
+  // texts a source keeps are cut out. The checks are `parseWireKey`'s: rows and fields per row counted.
+  const wire = key.wire;
+  const from = FIELD_FROM;
+  const to = FIELD_TO;
+  let rows = 0;
+  for (let start = 0; ; ) {
+    const recordEnd = indexOrEnd(wire, RECORD, start);
+    let fields = 0;
+    for (let at = start; ; ) {
+      if (fields === WIRE_FIELDS) return null;
+      const end = Math.min(indexOrEnd(wire, FIELD, at), recordEnd);
+      from[fields] = at;
+      to[fields] = end;
+      fields++;
+      if (end === recordEnd) break;
+      at = end + 1;
+    }
+    if (fields !== WIRE_FIELDS) return null;
+    rows++;
+    if (to[4]! - from[4]! === 1 && wire.charCodeAt(from[4]!) === 49) return undefined;
+    const calls = decimalIn(wire, from[5]!, to[5]!);
+    const deniedCalls = decimalIn(wire, from[10]!, to[10]!);
+    const first = wire.slice(from[7], to[7]);
+    const last = wire.slice(from[8], to[8]);
     if (firstSeen === null || first < firstSeen) firstSeen = first;
     if (lastSeen === null || last > lastSeen) lastSeen = last;
     profile.totalCalls += calls;
     profile.deniedCalls += deniedCalls;
-    const sourceKind = f[0]!;
-    const ip = f[1]!;
-    const family = f[2] === '4' ? 4 : f[2] === '6' ? 6 : null;
-    const vpcId = f[3]!;
+    const sourceKind = wire.slice(from[0], to[0]);
+    const ip = wire.slice(from[1], to[1]);
+    const familyChar = to[2]! - from[2]! === 1 ? wire.charCodeAt(from[2]!) : 0;
+    const family = familyChar === 52 ? 4 : familyChar === 54 ? 6 : null;
+    const vpcId = wire.slice(from[3], to[3]);
     if (sts) profile.stsCalls += calls;
     else if (sourceKind === 'internal') profile.internalCalls += calls;
     else if (sourceKind === 'service') profile.serviceCalls += calls;
     else if (!ip || family === null || (sourceKind === 'vpc' && !vpcId)) profile.invalidSourceCalls += calls;
     else {
-      const serviceList = services(f[12] ?? '');
-      const userAgents = rankUserAgents(f[13]!, f[14]!);
-      const days = Number(f[6]);
-      const errorCalls = Number(f[9]);
-      const sensitiveCalls = Number(f[11]);
+      const serviceList = services(wire.slice(from[12], to[12]));
+      const userAgents = rankUserAgents(wire.slice(from[13], to[13]), wire.slice(from[14], to[14]));
+      const days = decimalIn(wire, from[6]!, to[6]!);
+      const errorCalls = decimalIn(wire, from[9]!, to[9]!);
+      const sensitiveCalls = decimalIn(wire, from[11]!, to[11]!);
       const cappedServices = serviceList.length > SERVICES_CAP ? serviceList.slice(0, SERVICES_CAP) : serviceList;
       const cappedAgents = userAgents.length > USER_AGENTS_CAP ? userAgents.slice(0, USER_AGENTS_CAP) : userAgents;
       if (sourceKind === 'vpc') {
@@ -485,7 +521,10 @@ function foldWireKey(key: WireKey, identity: KeyIdentity, services: (field: stri
         profile.publicSources.push(new PublicSourceRecord(ip, family, calls, days, first, last, errorCalls, deniedCalls, sensitiveCalls, cappedServices, cappedAgents));
       }
     }
+    if (recordEnd === wire.length) break;
+    start = recordEnd + 1;
   }
+  if (rows !== key.rows) return null;
   profile.firstSeen = firstSeen!;
   profile.lastSeen = lastSeen!;
   sortSources(profile.publicSources);
