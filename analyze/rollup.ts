@@ -6,9 +6,11 @@ import { isoSeconds } from '../model/window.ts';
 import { sqlString, type Store } from '../ingest/store.ts';
 import type { SourceAggregate } from '../recommend/simulate.ts';
 
-/** Whether the store was ever pruned (has a `source_rollup` table). */
+/** Whether the store was ever pruned (has a `source_rollup` table, or, over several databases, its view). */
 export async function hasRollup(store: Store): Promise<boolean> {
-  const rows = await store.query<{ n: number }>(`SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'source_rollup' AND table_catalog = current_database()`);
+  const rows = await store.query<{ n: number }>(
+    `SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'source_rollup' AND table_catalog IN (current_database(), 'temp')`,
+  );
   return (rows[0]?.n ?? 0) > 0;
 }
 

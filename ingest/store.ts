@@ -205,6 +205,31 @@ export class Store {
     for (const table of ['quarantine', 'checkpoints', 'ingest_runs']) {
       await this.connection.run(`CREATE TEMP VIEW ${table} AS ${aliases.map((a) => `SELECT * FROM ${a}.${table}`).join(' UNION ALL ')}`);
     }
+    await this.attachRollups(aliases);
+  }
+
+  /**
+   * The parts' pruned history (`source_rollup`, `retention_log`, written by `keyfence prune`) as one, when any
+   * part was pruned. A key × source rolled up in two parts is one row: calls summed, first/last seen widened,
+   * days summed (an upper bound when both parts saw it on one day, as a rollup's days already are for a window).
+   */
+  private async attachRollups(aliases: string[]): Promise<void> {
+    const pruned: string[] = [];
+    for (const alias of aliases) {
+      const [row] = await this.query<{ n: number }>(
+        `SELECT count(*) AS n FROM information_schema.tables WHERE table_catalog = ? AND table_name IN ('source_rollup', 'retention_log')`,
+        [alias],
+      );
+      if (row?.n === 2) pruned.push(alias);
+    }
+    if (pruned.length === 0) return;
+    const rollups = pruned.map((a) => `SELECT * FROM ${a}.source_rollup`).join(' UNION ALL ');
+    await this.connection.run(`CREATE TEMP VIEW source_rollup AS
+      SELECT access_key_id, key_kind, source_kind, source_ip, vpc_id, exempt,
+        sum(calls)::BIGINT AS calls, sum(denied_calls)::BIGINT AS denied_calls, sum(error_calls)::BIGINT AS error_calls,
+        sum(sensitive_calls)::BIGINT AS sensitive_calls, sum(days)::BIGINT AS days, min(first_seen) AS first_seen, max(last_seen) AS last_seen
+      FROM (${rollups}) GROUP BY ALL`);
+    await this.connection.run(`CREATE TEMP VIEW retention_log AS ${pruned.map((a) => `SELECT * FROM ${a}.retention_log`).join(' UNION ALL ')}`);
   }
 
   /** Runs a query and returns plain rows: BIGINT/HUGEINT → number (string when unsafe), TIMESTAMP/DATE → ISO string. */

@@ -111,6 +111,32 @@ describe('retention', () => {
     await expect(pruneEvents(reference, 10 * DAY)).rejects.toThrow(/read-only/);
   });
 
+  it('keeps the pruned history when the pruned database is read together with another (several --db)', async () => {
+    const prunedFile = copyOf('part-pruned.duckdb');
+    const store = await Store.open(prunedFile);
+    const emptyFile = join(dir, 'part-empty.duckdb');
+    const empty = await Store.open(emptyFile);
+    empty.close();
+    try {
+      await pruneEvents(store, 5 * DAY);
+    } finally {
+      store.close();
+    }
+    const single = await Store.open(prunedFile, { readOnly: true });
+    const together = await Store.open([prunedFile, emptyFile]);
+    try {
+      expect(await prunedBefore(together)).toBe(await prunedBefore(single));
+      expect(await loadRollupLastSeen(together)).toEqual(await loadRollupLastSeen(single));
+      const approvalAlone = (await readApproval(single, approvedFile)).acls;
+      expect(await driftSinceApproval(together, (await readApproval(together, approvedFile)).acls, { since: '1d', unusedDays: 30 })).toEqual(
+        await driftSinceApproval(single, approvalAlone, { since: '1d', unusedDays: 30 }),
+      );
+    } finally {
+      single.close();
+      together.close();
+    }
+  });
+
   it('keeps drift answerable: unused entries, dormant keys and last calls as before the prune', async () => {
     const store = await Store.open(copyOf('drift.duckdb'));
     try {
