@@ -368,8 +368,11 @@ async function fastPathTransaction(
   progress: (share: number) => void,
 ): Promise<{ read: number; inserted: number; duplicates: number; rejections: Located[] }> {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const lap = (label: string): void => {
-    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`  ${label}: ${((performance.now() - t0) / 1000).toFixed(2)}s\n`);
+    if (!process.env.KEYFENCE_DEBUG) return;
+    const cpu = process.cpuUsage(cpu0);
+    process.stderr.write(`  ${label}: ${((performance.now() - t0) / 1000).toFixed(2)}s (CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)}s)\n`);
   };
   registerSourceClassifier(store);
   // Rows this group adds are told apart by rowid: every one lies at or above the first free rowid.
