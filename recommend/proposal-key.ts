@@ -93,7 +93,7 @@ export function planKey(profile: KeyProfile, settings: PlanSettings, accountProf
   const { leaks, pools, growth } = classifySources(profile, { window: settings.window, accountProfiles });
   const windowEnd = Date.parse(settings.window.to);
   const graceFrom = windowEnd - settings.minDays * DAY_MS;
-  const included = (family: IpFamily, value: bigint): ParsedPrefix | undefined => settings.include.find((p) => inPrefix(p, family, value));
+  const included = (family: IpFamily, value: bigint): ParsedPrefix | undefined => (settings.include.length === 0 ? undefined : settings.include.find((p) => inPrefix(p, family, value)));
   const leakByIp = new Map(leaks.map((l) => [l.ip, l]));
   const publicPoolOf = prefixLookup(pools.filter((p) => p.vpcId === null));
   const vpcPoolOf = new Map<string, ReturnType<typeof prefixLookup<PoolGuess>>>();

@@ -631,6 +631,22 @@ export function compareAddressText(a: string, b: string): number {
 
 /** Sorts items by an address-text field, computing each sort key once. */
 export function sortByAddress<T>(items: readonly T[], text: (item: T) => string): T[] {
+  // Canonical IPv4 text (nearly every list) sorts by its number exactly as by its key: no key strings, and a
+  // list already in order (sources come sorted) is only checked.
+  const values = new Float64Array(items.length);
+  let sorted = true;
+  for (let i = 0; i < items.length; i++) {
+    const v = canonicalV4Value(text(items[i]!));
+    if (v < 0) return sortByAddressKey(items, text);
+    values[i] = v;
+    if (i > 0 && v < values[i - 1]!) sorted = false;
+  }
+  if (sorted) return items.slice();
+  const order = Array.from(items, (_, i) => i).sort((a, b) => values[a]! - values[b]! || a - b);
+  return order.map((i) => items[i]!);
+}
+
+function sortByAddressKey<T>(items: readonly T[], text: (item: T) => string): T[] {
   return items
     .map((item) => ({ item, key: addressSortKey(text(item)) }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
