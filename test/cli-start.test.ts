@@ -110,6 +110,25 @@ describe('keyfence start-up', () => {
     expect(keyfence(root, ['--version'])).toMatchObject({ code: 0, stdout: '0.1.0\n' });
   });
 
+  it('names the TypeScript file and line in the stack of an unexpected error, as the sources do', () => {
+    const root = copyOfSources();
+    const handler = join(root, 'bin/commands/explain.ts');
+    const text = readFileSync(handler, 'utf8');
+    const signature = 'export async function explainCommand(flags: ExplainFlags): Promise<number> {\n';
+    expect(text).toContain(signature);
+    writeFileSync(handler, text.replace(signature, `${signature}  if (flags.key === 'BOOM') throw new Error('boom');\n`));
+    const line = text.slice(0, text.indexOf(signature)).split('\n').length + 1;
+    const args = ['explain', '--key', 'BOOM', '--ip', '192.0.2.1'];
+    const bundled = keyfence(root, args);
+    expect(currentBuild(root)).not.toBeNull();
+    const fromSources = keyfence(root, args, { KEYFENCE_NO_BUNDLE: '1' });
+    for (const run of [bundled, fromSources]) {
+      expect(run.code).toBe(3);
+      expect(run.stderr).toContain('unexpected error: Error: boom');
+      expect(run.stderr).toContain(`at explainCommand (${handler}:${line}:`);
+    }
+  });
+
   it('lets concurrent first runs each finish with the right output', async () => {
     const root = copyOfSources();
     const runs = await Promise.all(Array.from({ length: 4 }, () => new Promise<{ code: number | null; stdout: string }>((resolve) => {
