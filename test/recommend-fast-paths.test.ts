@@ -1,0 +1,90 @@
+// The fast paths recommend takes over every source give the answers of the general code they stand in for.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { PublicSourceRecord, VpcSourceRecord, keepParsed, readParsed } from '../model/source-usage.ts';
+import { addressSortKey, factsOf, isoMs, sortByAddress } from '../recommend/suspicion.ts';
+
+const pad = (n: number, width: number): string => String(n).padStart(width, '0');
+
+describe('isoMs', () => {
+  it('equals Date.parse for second-resolution UTC text, in range or not (day overflow, 24:00, leap seconds, month 13)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 9999 }),
+        fc.integer({ min: 0, max: 13 }),
+        fc.integer({ min: 0, max: 32 }),
+        fc.integer({ min: 0, max: 25 }),
+        fc.integer({ min: 0, max: 61 }),
+        fc.integer({ min: 0, max: 61 }),
+        (y, mo, d, h, mi, s) => {
+          const text = `${pad(y, 4)}-${pad(mo, 2)}-${pad(d, 2)}T${pad(h, 2)}:${pad(mi, 2)}:${pad(s, 2)}Z`;
+          expect(Object.is(isoMs(text), Date.parse(text))).toBe(true);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('equals Date.parse for other text (fractions, offsets, garbage)', () => {
+    for (const text of ['2026-11-01T10:00:00.500Z', '2026-11-01T10:00:00+08:00', '2026-11-01', 'x026-11-01T10:00:00Z', '2026-11-01T10:0a:00Z', '']) {
+      expect(Object.is(isoMs(text), Date.parse(text))).toBe(true);
+    }
+  });
+});
+
+describe('sortByAddress', () => {
+  const address = fc.oneof(
+    fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((o) => o.join('.')),
+    fc.constantFrom('203.0.113.7', '010.1.1.1', '2001:db8::1', '::ffff:1.2.3.4', 'not-an-address', '1.2.3.04'),
+  );
+
+  it('orders like the address sort key, ties kept in input order, whether the list is canonical IPv4 or not', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(address, fc.nat()), { maxLength: 40 }), (items) => {
+        const byKey = items
+          .map((item, i) => ({ item, i, key: addressSortKey(item[0]) }))
+          .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.i - b.i))
+          .map((x) => x.item);
+        expect(sortByAddress(items, (item) => item[0])).toEqual(byKey);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('returns a new list even when the input is already in order', () => {
+    const items = ['1.1.1.1', '2.2.2.2'];
+    const sorted = sortByAddress(items, (ip) => ip);
+    expect(sorted).toEqual(items);
+    expect(sorted).not.toBe(items);
+  });
+});
+
+describe('source usage records', () => {
+  const plain = { ip: '203.0.113.7', family: 4 as const, calls: 3, days: 2, firstSeen: '2026-11-01T00:00:00Z', lastSeen: '2026-11-02T00:00:00Z', errorCalls: 1, deniedCalls: 0, sensitiveCalls: 0, services: ['Ecs'], userAgents: ['sdk'] };
+
+  it('look like the plain record to JSON, Object.keys and deep equality, in the same field order', () => {
+    const record = new PublicSourceRecord('203.0.113.7', 4, 3, 2, '2026-11-01T00:00:00Z', '2026-11-02T00:00:00Z', 1, 0, 0, ['Ecs'], ['sdk']);
+    factsOf(record);
+    expect(JSON.stringify(record)).toBe(JSON.stringify(plain));
+    expect(Object.keys(record)).toEqual(Object.keys(plain));
+    expect(record).toEqual(plain);
+    expect({ ...record }).toEqual(plain);
+    const vpc = new VpcSourceRecord('vpc-1', '10.0.0.1', 4, 3, 2, '2026-11-01T00:00:00Z', '2026-11-02T00:00:00Z', 1, 0, 0, [], []);
+    expect(Object.keys(vpc)[0]).toBe('vpcId');
+  });
+
+  it('keep what a reader parsed; a plain object has no slot and keeps nothing', () => {
+    const record = new PublicSourceRecord('203.0.113.7', 4, 3, 2, '2026-11-01T00:00:00Z', '2026-11-02T00:00:00Z', 1, 0, 0, [], []);
+    expect(readParsed(record)).toBeUndefined();
+    expect(keepParsed(record, 'parsed')).toBe(true);
+    expect(readParsed(record)).toBe('parsed');
+    expect(keepParsed({ ...plain }, 'parsed')).toBe(false);
+    expect(readParsed({ ...plain })).toBeUndefined();
+  });
+
+  it('give factsOf the same facts as the plain record', () => {
+    const record = new PublicSourceRecord('203.0.113.7', 4, 3, 2, '2026-11-01T00:00:00Z', '2026-11-02T00:00:00Z', 1, 0, 0, [], []);
+    expect(factsOf(record)).toEqual(factsOf({ ...plain }));
+    expect(factsOf(record)).toBe(factsOf(record));
+  });
+});
