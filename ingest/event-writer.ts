@@ -59,9 +59,8 @@ export async function insertEventsAppend(
   if (events.length === 0) return { inserted: 0, duplicates: 0 };
   // Every batch, not once: a rollback of the transaction that created the table drops it again.
   await connection.run(CREATE_STAGE_SQL);
-  await stageUniqueEvents(connection, events);
-  const range = await connection.runAndReadAll(STAGE_TIME_RANGE_SQL);
-  const [lo, hi] = range.getRowsJS()[0] as [string, string];
+  const staged = await stageUniqueEvents(connection, events);
+  const [lo, hi] = staged.range ?? (await stagedTimeRange(connection));
   const reader = await connection.runAndReadAll(
     `INSERT INTO events
      SELECT ${STAGE_SELECT}, ? AS run_id
@@ -77,14 +76,47 @@ export async function insertEventsAppend(
   return { inserted, duplicates: events.length - inserted };
 }
 
-async function stageUniqueEvents(connection: DuckDBConnection, events: readonly AuditEvent[]): Promise<void> {
+/** DuckDB's reading of the staged event_time range, as `timestampLiteral` takes it. */
+async function stagedTimeRange(connection: DuckDBConnection): Promise<[lo: string, hi: string]> {
+  const range = await connection.runAndReadAll(STAGE_TIME_RANGE_SQL);
+  return range.getRowsJS()[0] as [string, string];
+}
+
+/**
+ * `YYYY-MM-DDTHH:MM:SS[.fff]Z` (what `normalizeRecord` writes) in milliseconds, or NaN for any other text: only
+ * a time both JS and DuckDB's CAST read the same way is bounded in JS.
+ */
+const CANONICAL_EVENT_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
+function canonicalMillis(eventTime: string): number {
+  return CANONICAL_EVENT_TIME.test(eventTime) ? Date.parse(eventTime) : Number.NaN;
+}
+
+/** Milliseconds → `YYYY-MM-DD HH:MM:SS.fff`, as `timestampLiteral` takes it. */
+function millisText(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+/**
+ * Appends each eventId's first occurrence to the stage. Returns the batch's event_time range when every time
+ * is canonical (saving DuckDB a pass over the stage), else null.
+ */
+async function stageUniqueEvents(connection: DuckDBConnection, events: readonly AuditEvent[]): Promise<{ range: [lo: string, hi: string] | null }> {
   const appender = await connection.createAppender(EVENT_STAGE_TABLE, 'main', 'temp');
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
   try {
     const seen = new Set<string>();
     for (const event of events) {
       if (seen.has(event.eventId)) continue;
       seen.add(event.eventId);
       appendEvent(appender, event);
+      // One time JS cannot bound (NaN) leaves the whole range to DuckDB.
+      const ms = canonicalMillis(event.eventTime);
+      if (Number.isNaN(ms)) lo = Number.NaN;
+      else if (!Number.isNaN(lo)) {
+        if (ms < lo) lo = ms;
+        if (ms > hi) hi = ms;
+      }
     }
     appender.flushSync();
   } catch (e) {
@@ -98,6 +130,7 @@ async function stageUniqueEvents(connection: DuckDBConnection, events: readonly 
     throw e;
   }
   appender.closeSync();
+  return { range: Number.isFinite(lo) && Number.isFinite(hi) ? [millisText(lo), millisText(hi)] : null };
 }
 
 function appendEvent(appender: DuckDBAppender, event: AuditEvent): void {

@@ -182,6 +182,20 @@ describe('insertEventsAppend stores what the JSON insert stores', () => {
     expect(await eventRows(viaAppender)).toEqual(await eventRows(viaJson));
   });
 
+  it('dedupes at millisecond edges of the range, and when a time is not in the canonical form', async () => {
+    const stored = [event('ms0', { eventTime: '2026-11-05T00:00:00.001Z' }), event('ms9', { eventTime: '2026-11-05T00:00:09.999Z' }), event('tz0', { eventTime: '2026-11-06T00:00:00Z' })];
+    expect((await writeBoth(20, stored)).appended).toEqual({ inserted: 3, duplicates: 0 });
+    // Range bounded in JS: its ends are exactly the stored times, to the millisecond.
+    const edges = await writeBoth(21, [event('ms0', { eventTime: '2026-11-05T00:00:00.001Z' }), event('ms9', { eventTime: '2026-11-05T00:00:09.999Z' }), event('ms5', { eventTime: '2026-11-05T00:00:05Z' })]);
+    expect(edges.appended).toEqual({ inserted: 1, duplicates: 2 });
+    expect(edges.appended).toEqual(edges.json);
+    // A time written without the zone letter: the range comes from DuckDB's reading of every staged time.
+    const mixed = await writeBoth(22, [event('tz0', { eventTime: '2026-11-06 00:00:00' }), event('ms9', { eventTime: '2026-11-05T00:00:09.999Z' }), event('tz1', { eventTime: '2026-11-05T12:00:00Z' })]);
+    expect(mixed.appended).toEqual({ inserted: 1, duplicates: 2 });
+    expect(mixed.appended).toEqual(mixed.json);
+    expect(await eventRows(viaAppender)).toEqual(await eventRows(viaJson));
+  });
+
   it('returns zero counts for an empty batch', async () => {
     const counts = await writeBoth(8, []);
     expect(counts.appended).toEqual({ inserted: 0, duplicates: 0 });
