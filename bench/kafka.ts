@@ -2,13 +2,14 @@
 // Targets: keyfence ≥ 0.7× the discard loop's rate, and ≥ 50 k events/s.
 import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners, type EachBatchPayload } from 'kafkajs';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES_PER_PARTITION } from '../ingest/sources/kafka.ts';
 import { startKafkaBroker } from '../scripts/kafka/broker.ts';
 import { asSlsLog, createTopic, testEvent } from '../test/kafka-broker.ts';
 import { fmt, measureProcess, timeIt, verdict, type BenchContext, type BenchSection } from './harness.ts';
 
 const PARTITIONS = 4;
-/** The same fetch sizing for both consumers (keyfence's defaults, see ingest/sources/kafka.ts). */
-const FETCH = { maxBytes: 64 * 1024 * 1024, maxBytesPerPartition: 8 * 1024 * 1024, maxWaitTimeInMs: 250 };
+/** The same fetch sizing for both consumers: keyfence's defaults. */
+const FETCH = { maxBytes: DEFAULT_MAX_BYTES, maxBytesPerPartition: DEFAULT_MAX_BYTES_PER_PARTITION, maxWaitTimeInMs: 250 };
 
 export default async function kafkaSection(ctx: BenchContext): Promise<BenchSection> {
   const events = ctx.scale === 'full' ? 1_000_000 : 100_000;

@@ -108,8 +108,12 @@ const STALL_MIN_MS = 30_000;
 const FINISH_TIMEOUT_MS = 15_000;
 /** `follow`: how often a partition's refused commit is tried again while no new batch arrives. */
 const FOLLOW_RECOMMIT_MS = 5_000;
-/** About 5,000 ActionTrail events per partition per fetch: one store transaction each (measured in bench/kafka.ts). */
-export const DEFAULT_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
+/**
+ * Up to about 20,000 ActionTrail events per partition batch, one store transaction each: against 4 MiB (5,000),
+ * ~15 % less time and ~8 % less CPU per event at +70 MiB peak RSS (fewer commits; bench/kafka.ts). The whole
+ * fetch is capped at the same size: a larger cap bought no speed for more memory.
+ */
+export const DEFAULT_MAX_BYTES_PER_PARTITION = 16 * 1024 * 1024;
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 /** Batches decoded ahead of the one being written: enough to overlap decoding with writing, bounded memory. */
 const MAX_BATCHES_IN_FLIGHT = 2;
@@ -223,6 +227,23 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
       }
     };
 
+    let checking = false;
+    /** `until-caught-up`: stops the run once every assigned partition has reached the high-water mark seen at start. */
+    const checkCaughtUp = (): void => {
+      if (checking || stopRequested || !joined || rebalancing) return;
+      checking = true;
+      caughtUp(admin, watermarks)
+        .then((yes) => {
+          if (yes && !rebalancing && !stopRequested) {
+            debug(`caught up on [${assigned.join(', ')}]`);
+            reason = 'caught-up';
+            stop();
+          }
+        })
+        .catch(() => undefined)
+        .finally(() => (checking = false));
+    };
+
     let commits: Promise<void> = Promise.resolve();
     /**
      * On "caught up" or stop (and now and then in `follow`), commits each held partition's position where the group's committed offset is behind it (a
@@ -255,6 +276,8 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
         }
         advance(partition, next);
         commits = commits.then(() => commit(partition, next));
+        // The last batch of a partition may be the last of the run: decide now, not at the next tick.
+        if (mode === 'until-caught-up' && next >= (watermarks.get(partition)?.high ?? 0n)) checkCaughtUp();
       });
       tail = entry;
       inFlight.push(entry);
@@ -368,7 +391,6 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
           if (joined && !rebalancing && !stopRequested) void bringGroupForward().catch(() => undefined);
         }, FOLLOW_RECOMMIT_MS);
       } else {
-        let checking = false;
         checkTimer = setInterval(() => {
           if (checking || stopRequested) return;
           if (Date.now() - lastProgressAt > stallMs) {
@@ -377,18 +399,7 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
             stop();
             return;
           }
-          if (!joined || rebalancing) return;
-          checking = true;
-          caughtUp(admin, watermarks)
-            .then((yes) => {
-              if (yes && !rebalancing && !stopRequested) {
-                debug(`caught up on [${assigned.join(', ')}]`);
-                reason = 'caught-up';
-                stop();
-              }
-            })
-            .catch(() => undefined)
-            .finally(() => (checking = false));
+          checkCaughtUp();
         }, CHECK_INTERVAL_MS);
       }
       await ended;
