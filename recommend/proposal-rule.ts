@@ -261,10 +261,40 @@ export function findPrefix(sorted: Prefix[], family: IpFamily, value: bigint): n
   return sorted.findIndex((p) => contains(p, family, value));
 }
 
+/**
+ * `findPrefix` for sorted prefixes that are all IPv4 and pairwise disjoint (a rule's entries), on plain numbers:
+ * at most one prefix holds a value, so the answer is the same. Null when the prefixes are not such a list.
+ */
+function disjointV4Lookup(prefixes: readonly Prefix[]): ((family: IpFamily, value: bigint) => number) | null {
+  const n = prefixes.length;
+  const starts = new Float64Array(n);
+  const ends = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = prefixes[i]!;
+    if (p.family !== 4 || p.length < 0 || p.length > 32) return null;
+    starts[i] = Number(p.base);
+    ends[i] = starts[i]! + 2 ** (32 - p.length) - 1;
+    if (i > 0 && starts[i]! <= ends[i - 1]!) return null;
+  }
+  return (family, value) => {
+    if (family !== 4) return -1;
+    const v = Number(value);
+    let lo = 0;
+    let hi = n - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid]! <= v) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return hi >= 0 && v <= ends[hi]! ? hi : -1;
+  };
+}
+
 function evidenceFor(prefixes: Prefix[], admitted: Candidate[]): Evidence[] {
   const acc = prefixes.map(() => ({ calls: 0, days: 0, firstSeen: '', lastSeen: '', addresses: new Set<string>(), keys: new Set<string>() }));
+  const lookup = disjointV4Lookup(prefixes) ?? ((family: IpFamily, value: bigint): number => findPrefix(prefixes, family, value));
   for (const c of admitted) {
-    const i = findPrefix(prefixes, c.family, c.value);
+    const i = lookup(c.family, c.value);
     if (i < 0) continue;
     const e = acc[i]!;
     e.calls += c.usage.calls;
