@@ -1,11 +1,11 @@
 // `keyfence explain`: the verdict of the ACLs in force on one call, the smallest fix, and the source's history.
 import { parseAddress } from '../../model/address.ts';
 import { EXIT, UsageError } from '../../model/errors.ts';
+import { resolveStoreWindow } from '../../analyze/window.ts';
 import { loadSourceHistory, type SourceHistory } from '../../analyze/history.ts';
 import { explainCall, type Explanation } from '../../recommend/explain.ts';
 import { printJson } from '../common.ts';
 import { openStore, out, readAcls, type CommonFlags } from './investigate-edges.ts';
-import { resolveStoreWindow } from '../../analyze/window.ts';
 
 interface ExplainFlags extends CommonFlags {
   key: string;
