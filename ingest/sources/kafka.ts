@@ -274,10 +274,12 @@ export function createKafkaSource(options: KafkaSourceOptions): KafkaSource {
           failWith(e);
           return;
         }
+        const high = watermarks.get(partition)?.high ?? 0n;
+        const reachesHigh = (position.get(partition) ?? -1n) < high && next >= high;
         advance(partition, next);
         commits = commits.then(() => commit(partition, next));
-        // The last batch of a partition may be the last of the run: decide now, not at the next tick.
-        if (mode === 'until-caught-up' && next >= (watermarks.get(partition)?.high ?? 0n)) checkCaughtUp();
+        // The write that brings a partition to the high-water mark may end the run: decide now, not at the next tick.
+        if (mode === 'until-caught-up' && reachesHigh) checkCaughtUp();
       });
       tail = entry;
       inFlight.push(entry);
