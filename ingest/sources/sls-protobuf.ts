@@ -49,6 +49,89 @@ export function decodeLogGroupList(body: Uint8Array): SlsLogGroup[] {
   }));
 }
 
+/** One log as the ActionTrail normalizer takes it: `__time__`, `__topic__`, `__source__`, `__tag__:*`, then its fields. */
+export type SlsFlatLog = Record<string, string>;
+
+/**
+ * Decodes a `LogGroupList` straight into flat logs, in wire order: the same records as building them from
+ * `decodeLogGroupList` (keys in the same order, later duplicates winning), without the intermediate message
+ * objects and pairs. Throws on a truncated body. Returns the number of log groups too (the answer's declared count).
+ */
+export function decodeFlatLogs(body: Uint8Array): { groups: number; logs: SlsFlatLog[] } {
+  const reader = protobuf.Reader.create(body);
+  const logs: SlsFlatLog[] = [];
+  let groups = 0;
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag >>> 3 === 1 && (tag & 7) === 2) {
+      readGroup(reader, reader.uint32(), logs);
+      groups++;
+    } else reader.skipType(tag & 7);
+  }
+  return { groups, logs };
+}
+
+/** A log group's fields come in any order (protobuf writers put Logs first): its logs are built once it ends. */
+function readGroup(reader: protobuf.Reader, length: number, out: SlsFlatLog[]): void {
+  const end = reader.pos + length;
+  let topic = '';
+  let source = '';
+  const tags: string[] = [];
+  const times: number[] = [];
+  const contents: string[][] = [];
+  while (reader.pos < end) {
+    const tag = reader.uint32();
+    const field = tag >>> 3;
+    if ((tag & 7) !== 2) reader.skipType(tag & 7);
+    else if (field === 1) {
+      const fields: string[] = [];
+      times.push(readLog(reader, reader.uint32(), fields));
+      contents.push(fields);
+    } else if (field === 3) topic = reader.string();
+    else if (field === 4) source = reader.string();
+    else if (field === 6) readPair(reader, reader.uint32(), tags);
+    else reader.skipType(2);
+  }
+  if (reader.pos !== end) throw new Error(`log group runs past its length (${reader.pos} > ${end})`);
+  for (const [i, fields] of contents.entries()) {
+    const log: SlsFlatLog = { __time__: String(times[i]), __topic__: topic, __source__: source };
+    for (let t = 0; t < tags.length; t += 2) log[`__tag__:${tags[t]}`] = tags[t + 1]!;
+    for (let f = 0; f < fields.length; f += 2) log[fields[f]!] = fields[f + 1]!;
+    out.push(log);
+  }
+}
+
+/** Reads one Log's contents as key, value, key, value… into `fields`; returns its time. */
+function readLog(reader: protobuf.Reader, length: number, fields: string[]): number {
+  const end = reader.pos + length;
+  let time = 0;
+  while (reader.pos < end) {
+    const tag = reader.uint32();
+    const field = tag >>> 3;
+    if (field === 1 && (tag & 7) === 0) time = reader.uint32();
+    else if (field === 2 && (tag & 7) === 2) readPair(reader, reader.uint32(), fields);
+    else reader.skipType(tag & 7);
+  }
+  if (reader.pos !== end) throw new Error(`log runs past its length (${reader.pos} > ${end})`);
+  return time;
+}
+
+/** Reads a LogContent / LogTag (Key = 1, Value = 2; missing ones empty) into `into` as key, value. */
+function readPair(reader: protobuf.Reader, length: number, into: string[]): void {
+  const end = reader.pos + length;
+  let key = '';
+  let value = '';
+  while (reader.pos < end) {
+    const tag = reader.uint32();
+    const field = tag >>> 3;
+    if (field === 1 && (tag & 7) === 2) key = reader.string();
+    else if (field === 2 && (tag & 7) === 2) value = reader.string();
+    else reader.skipType(tag & 7);
+  }
+  if (reader.pos !== end) throw new Error(`log content runs past its length (${reader.pos} > ${end})`);
+  into.push(key, value);
+}
+
 function toWire(group: SlsLogGroup): WireGroup {
   return {
     Topic: group.topic,

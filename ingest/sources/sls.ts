@@ -18,7 +18,7 @@ import { $OpenApiUtil } from '@alicloud/openapi-core';
 import CredentialsModule from '@alicloud/credentials';
 import { SourceError, UsageError } from '../../model/errors.ts';
 import { cjsDefault, KeyfenceSlsGateway, SlsServiceError } from './sls-gateway.ts';
-import { decodeLogGroupList, type SlsLogGroup } from './sls-protobuf.ts';
+import { decodeFlatLogs, type SlsFlatLog } from './sls-protobuf.ts';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './sls-retry.ts';
 
 const SlsClient = cjsDefault(SlsModule);
@@ -105,7 +105,10 @@ export async function getCursor(conn: SlsConnection, shardId: number, from: 'beg
 }
 
 export interface PulledLogs {
-  groups: SlsLogGroup[];
+  /** Log groups in the answer (what x-log-count counts). */
+  groups: number;
+  /** Every log of the answer, in order, as the normalizer takes it. */
+  logs: SlsFlatLog[];
   nextCursor: string;
   /** Bytes of the decoded body. */
   bytes: number;
@@ -140,20 +143,20 @@ export async function pullLogs(conn: SlsConnection, shardId: number, cursor: str
     const declared = Number(headers['x-log-count']);
     if (!nextCursor || !Number.isInteger(declared)) throw new SlsServiceError('IncompleteAnswer', 'PullLogs answer without x-log-cursor / x-log-count', 0, headers['x-log-requestid'] ?? null);
     const body = res.body === undefined || res.body === null ? Buffer.alloc(0) : (res.body as Buffer);
-    const groups = decodeLogGroupList(body);
+    const { groups, logs } = decodeFlatLogs(body);
     // x-log-count counts log groups: a body cut short decodes to fewer, and must not pass for the whole answer.
-    if (groups.length !== declared) throw new SlsServiceError('IncompleteAnswer', `PullLogs body holds ${groups.length} log groups, x-log-count says ${declared}`, 0, headers['x-log-requestid'] ?? null);
-    if (groups.length === 0 && nextCursor === cursor && cursor !== endCursor) {
+    if (groups !== declared) throw new SlsServiceError('IncompleteAnswer', `PullLogs body holds ${groups} log groups, x-log-count says ${declared}`, 0, headers['x-log-requestid'] ?? null);
+    if (groups === 0 && nextCursor === cursor && cursor !== endCursor) {
       throw new SlsServiceError('ShardStalled', `shard ${shardId} answered no logs and no progress before its end cursor`, 0, headers['x-log-requestid'] ?? null);
     }
-    return { groups, nextCursor, bytes: body.length };
+    return { groups, logs, nextCursor, bytes: body.length };
   }, retry);
 }
 
 // ---------------------------------------------------------------- the source
 
 /** One raw SLS log as the ActionTrail normalizer takes it: `__time__`, `__topic__`, `__source__`, `__tag__:*`, and the log's fields (`event` holds the event JSON). */
-export type SlsRawRecord = Record<string, string>;
+export type SlsRawRecord = SlsFlatLog;
 
 export interface SlsRecord {
   raw: SlsRawRecord;
@@ -221,19 +224,8 @@ interface ShardPlan {
   finishesShard: boolean;
 }
 
-function toRawRecords(groups: SlsLogGroup[], shardId: number, cursor: string): SlsRecord[] {
-  const out: SlsRecord[] = [];
-  let index = 0;
-  for (const group of groups) {
-    for (const log of group.logs) {
-      const raw: SlsRawRecord = { __time__: String(log.time), __topic__: group.topic, __source__: group.source };
-      for (const [k, v] of group.tags) raw[`__tag__:${k}`] = v;
-      for (const [k, v] of log.contents) raw[k] = v;
-      out.push({ raw, location: `shard ${shardId} cursor ${cursor} log ${index}` });
-      index++;
-    }
-  }
-  return out;
+function toRawRecords(logs: SlsRawRecord[], shardId: number, cursor: string): SlsRecord[] {
+  return logs.map((raw, index) => ({ raw, location: `shard ${shardId} cursor ${cursor} log ${index}` }));
 }
 
 export function createSlsSource(options: SlsSourceOptions): SlsSource {
@@ -270,13 +262,13 @@ export function createSlsSource(options: SlsSourceOptions): SlsSource {
     let count = pullGroups;
     while (cursor !== p.end && !stopped) {
       const pulled = await pullLogs(conn, id, cursor, p.end, count, retry);
-      const logs = pulled.groups.reduce((n, g) => n + g.logs.length, 0);
+      const logs = pulled.logs.length;
       if (logs > batchRecords) count = Math.max(1, count >> 1);
       else if (logs * 4 < batchRecords && count < pullGroups) count = Math.min(pullGroups, count * 2);
       stats.pulls++;
-      stats.logGroups += pulled.groups.length;
+      stats.logGroups += pulled.groups;
       stats.bytes += pulled.bytes;
-      const records = toRawRecords(pulled.groups, id, cursor);
+      const records = toRawRecords(pulled.logs, id, cursor);
       for (const r of records) pending.push(r);
       cursor = pulled.nextCursor;
       if (pending.length >= batchRecords && cursor !== p.end) {
