@@ -27,6 +27,8 @@ export interface ProcessFigures {
   wallSeconds: number;
   /** Peak resident set size of the process, in MiB (GNU time's %M). */
   peakRssMiB: number;
+  /** User + system CPU seconds of the process and the children it waited for (GNU time's %U + %S). */
+  cpuSeconds: number;
   exitCode: number;
   stdout: string;
   stderr: string;
@@ -37,7 +39,7 @@ export async function measureProcess(command: string, args: string[], options: {
   const dir = mkdtempSync(join(tmpdir(), 'kf-time-'));
   const timeFile = join(dir, 'time.txt');
   try {
-    const child = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, command, ...args], {
+    const child = spawn('/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, command, ...args], {
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -48,8 +50,8 @@ export async function measureProcess(command: string, args: string[], options: {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exitCode: number = await new Promise((resolve) => child.on('close', (code) => resolve(code ?? -1)));
     const lines = readFileSync(timeFile, 'utf8').trim().split('\n');
-    const [wall, rssKb] = lines[lines.length - 1]!.split(' ').map(Number);
-    return { wallSeconds: wall!, peakRssMiB: rssKb! / 1024, exitCode, stdout, stderr };
+    const [wall, rssKb, user, system] = lines[lines.length - 1]!.split(' ').map(Number);
+    return { wallSeconds: wall!, peakRssMiB: rssKb! / 1024, cpuSeconds: user! + system!, exitCode, stdout, stderr };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
