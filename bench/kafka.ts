@@ -52,7 +52,7 @@ export default async function kafkaSection(ctx: BenchContext): Promise<BenchSect
         `Target ≥ 0.7× the discard loop: ${verdict(ratio >= 0.7)} (${fmt(ratio)}×).`,
         `Target ≥ 50 k events/s: ${verdict(keyfenceRate >= 50_000)} (${fmt(keyfenceRate / 1000, 1)} k/s).`,
         'keyfence events/s is read over its own run time (from opening the store to the last commit, as in its summary); both consumers join a fresh group and read the topic from the beginning with the same fetch sizes.',
-        `Where keyfence's time went: ${fmt(decodeSeconds)} s decoding values in JS (normalizeRecord), ${fmt(storeSeconds)} s in the store's batch transactions (Store.writeBatch), overlapped by up to ${2} batches in flight; the rest is kafkajs fetching and decoding, as in the discard loop.`,
+        `Where keyfence's time went: ${fmt(decodeSeconds)} s decoding values in JS (normalizeRecord), ${fmt(storeSeconds)} s in the store's batch transactions (Store.writeBatch), overlapped by up to ${2} batches in flight; the rest is kafkajs fetching and decoding, as in the discard loop. Both are wall time on the one JS thread: a transaction's time includes its statements waiting for that thread while it normalizes the next batch (and for a core, on a loaded machine), so it is not DuckDB's own cost.`,
         `Values alternate between a bare event and a trail log as JSON (\`{"__topic__", "event": "<event JSON>"}\`), about ${fmt(produced.result / events, 0)} bytes each; one broker (KRaft, JVM heap 768 MiB) on the same 2 cores as the consumer.`,
       ],
     };
