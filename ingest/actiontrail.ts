@@ -63,6 +63,13 @@ function reject(reason: RejectionReason, detail: string, raw: string): Rejection
   return { reason, detail, raw };
 }
 
+/** The raw text of a record, made only when a rejection needs it (JSON.stringify of every accepted record cost). */
+type RawText = () => string;
+
+function lazyRaw(value: unknown, text: string | null): RawText {
+  return () => rawText(value, text);
+}
+
 function rawText(value: unknown, text: string | null): string {
   if (text !== null) return text;
   try {
@@ -94,7 +101,7 @@ function collect(value: unknown, text: string | null, out: NormalizeResult): voi
         out.rejections.push(reject('not-an-object', `Events[${i}] is not an object`, rawText(item, null)));
         return;
       }
-      addEvent(item, rawText(item, null), `Events[${i}]: `, out);
+      addEvent(item, lazyRaw(item, null), `Events[${i}]: `, out);
     });
     return;
   }
@@ -112,21 +119,21 @@ function collect(value: unknown, text: string | null, out: NormalizeResult): voi
         out.rejections.push(reject('not-an-object', 'the "event" field does not hold an object', rawText(value, text)));
         return;
       }
-      addEvent(parsed, rawText(value, text), '', out);
+      addEvent(parsed, lazyRaw(value, text), '', out);
       return;
     }
     if (isObject(inner)) {
-      addEvent(inner, rawText(value, text), '', out);
+      addEvent(inner, lazyRaw(value, text), '', out);
       return;
     }
   }
   const flat = unflattenEventKeys(value);
   if (flat) {
-    addEvent(flat, rawText(value, text), '', out);
+    addEvent(flat, lazyRaw(value, text), '', out);
     return;
   }
   if (EVENT_KEYS.some((k) => k in value)) {
-    addEvent(value, rawText(value, text), '', out);
+    addEvent(value, lazyRaw(value, text), '', out);
     return;
   }
   out.rejections.push(reject('unknown-shape', 'neither an SLS log (event / event.*), a bare event, nor a LookupEvents response (Events)', rawText(value, text)));
@@ -157,23 +164,23 @@ export function textField(v: unknown): string | null {
   return s === '' ? null : s;
 }
 
-function addEvent(ev: Record<string, unknown>, raw: string, where: string, out: NormalizeResult): void {
+function addEvent(ev: Record<string, unknown>, raw: RawText, where: string, out: NormalizeResult): void {
   const eventId = textField(ev.eventId);
   if (eventId === null || eventId.trim() === '') {
-    out.rejections.push(reject('missing-event-id', `${where}no eventId`, raw));
+    out.rejections.push(reject('missing-event-id', `${where}no eventId`, raw()));
     return;
   }
   if (!isObject(ev.userIdentity)) {
-    out.rejections.push(reject('missing-user-identity', `${where}event ${eventId} has no userIdentity object`, raw));
+    out.rejections.push(reject('missing-user-identity', `${where}event ${eventId} has no userIdentity object`, raw()));
     return;
   }
   if (ev.eventTime === undefined || ev.eventTime === null || ev.eventTime === '') {
-    out.rejections.push(reject('missing-event-time', `${where}event ${eventId} has no eventTime`, raw));
+    out.rejections.push(reject('missing-event-time', `${where}event ${eventId} has no eventTime`, raw()));
     return;
   }
   const eventTime = typeof ev.eventTime === 'string' ? parseEventTime(ev.eventTime) : null;
   if (eventTime === null) {
-    out.rejections.push(reject('bad-event-time', `${where}event ${eventId} has eventTime ${JSON.stringify(ev.eventTime)}, not an ISO 8601 date-time`, raw));
+    out.rejections.push(reject('bad-event-time', `${where}event ${eventId} has eventTime ${JSON.stringify(ev.eventTime)}, not an ISO 8601 date-time`, raw()));
     return;
   }
   const identity = ev.userIdentity;
@@ -229,6 +236,22 @@ export interface SourceClass {
  * 100.64/10 where the vendor's services live) is `internal`; anything else (masked, empty, garbage) `invalid`.
  */
 export function classifySource(rawIp: string | null, vpcId: string | null): SourceClass {
+  if (rawIp === null) return classifySourceText(rawIp, vpcId);
+  // A pure function of the text and whether a vpcId is present; a trail repeats its few sources endlessly.
+  const key = vpcId ? `v${rawIp}` : `-${rawIp}`;
+  let known = sourceClassCache.get(key);
+  if (known === undefined) {
+    known = Object.freeze(classifySourceText(rawIp, vpcId));
+    if (sourceClassCache.size >= SOURCE_CLASS_CACHE_LIMIT) sourceClassCache.clear();
+    sourceClassCache.set(key, known);
+  }
+  return known;
+}
+
+const SOURCE_CLASS_CACHE_LIMIT = 200_000;
+const sourceClassCache = new Map<string, Readonly<SourceClass>>();
+
+function classifySourceText(rawIp: string | null, vpcId: string | null): SourceClass {
   const addr = rawIp === null ? null : parseAddress(rawIp);
   if (addr && vpcId) return { sourceIp: addr.text, sourceKind: 'vpc', ipFamily: addr.family };
   if (rawIp === null) return { sourceIp: null, sourceKind: 'invalid', ipFamily: null };
@@ -239,6 +262,20 @@ export function classifySource(rawIp: string | null, vpcId: string | null): Sour
   return { sourceIp: rawIp, sourceKind: 'invalid', ipFamily: null };
 }
 
+const CANONICAL_TIME_RE = /^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Whether a `YYYY-MM-DDTHH:MM:SSZ` text names a real instant (no 31 April, no 24:00). */
+function canonicalTimeIsReal(text: string): boolean {
+  const year = Number(text.slice(0, 4));
+  const month = Number(text.slice(5, 7));
+  const day = Number(text.slice(8, 10));
+  if (month < 1 || month > 12 || day < 1) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const lastDay = month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!;
+  return day <= lastDay && Number(text.slice(11, 13)) <= 23 && Number(text.slice(14, 16)) <= 59 && Number(text.slice(17, 19)) <= 59;
+}
+
 const EVENT_TIME_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$/i;
 
 /**
@@ -246,6 +283,8 @@ const EVENT_TIME_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(
  * UTC. Returns null for anything else, including impossible dates.
  */
 export function parseEventTime(text: string): string | null {
+  // What ActionTrail writes, already in the form this returns: checked field by field, no Date needed.
+  if (CANONICAL_TIME_RE.test(text)) return canonicalTimeIsReal(text) ? text : null;
   const m = EVENT_TIME_RE.exec(text.trim());
   if (!m) return null;
   const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { SAMPLES_DIR } from './samples.ts';
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { classifySource, normalizeRecord, parseEventTime, MAX_RECORD_CHARS } from '../ingest/actiontrail.ts';
 import type { AuditEvent } from '../model/types.ts';
 
@@ -147,6 +148,35 @@ describe('event time', () => {
     for (const bad of ['2021-02-30T00:00:00Z', '2021-13-01T00:00:00Z', 'yesterday', '1609459200', '2021-01-01T24:00:00Z']) {
       expect(parseEventTime(bad), bad).toBeNull();
     }
+  });
+
+  it('reads the YYYY-MM-DDTHH:MM:SSZ form ActionTrail writes exactly as the general ISO 8601 reading does', () => {
+    // A leading space takes the general path (it trims); the bare text takes the one for ActionTrail's form.
+    const two = (n: number): string => String(n).padStart(2, '0');
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1000, max: 9999 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }),
+        fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 61 }), fc.integer({ min: 0, max: 61 }),
+        (year, month, day, hour, minute, second) => {
+          const text = `${year}-${two(month)}-${two(day)}T${two(hour)}:${two(minute)}:${two(second)}Z`;
+          expect(parseEventTime(text)).toBe(parseEventTime(` ${text}`));
+        },
+      ),
+      { numRuns: 5000 },
+    );
+    for (const leap of ['2024-02-29T00:00:00Z', '2000-02-29T23:59:59Z']) expect(parseEventTime(leap)).toBe(leap);
+    for (const notLeap of ['2023-02-29T00:00:00Z', '1900-02-29T00:00:00Z', '2100-02-29T00:00:00Z']) expect(parseEventTime(notLeap)).toBeNull();
+  });
+});
+
+describe('source classification', () => {
+  it('gives the same answer for a source text however often it is asked, with or without a vpcId', () => {
+    for (const ip of ['203.0.113.9', '10.0.0.1', '2408:4000::5', 'internal', 'ecs.aliyuncs.com', 'garbage']) {
+      const first = [classifySource(ip, null), classifySource(ip, 'vpc-a')];
+      for (let i = 0; i < 3; i++) expect([classifySource(ip, null), classifySource(ip, 'vpc-b')]).toEqual(first);
+    }
+    expect(classifySource('10.0.0.1', 'vpc-a').sourceKind).toBe('vpc');
+    expect(classifySource('10.0.0.1', null).sourceKind).toBe('internal');
   });
 });
 
