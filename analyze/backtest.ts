@@ -83,10 +83,13 @@ export async function backtest(store: Store, options: BacktestOptions): Promise<
   const test: TimeWindow = { from: isoSeconds(testFrom), to: isoSeconds(end) };
 
   const profiles = await loadProfiles(store, { window: train });
+  // The test window's aggregate runs in DuckDB's threads while recommend (JavaScript only) runs on this one.
+  const replayRows = loadReplayRows(store, { window: test });
+  replayRows.catch(() => undefined); // awaited below; recommend may throw first
   const proposal = recommend(profiles, { ...DEFAULT_RECOMMEND_OPTIONS, ...options.knobs, window: train, generatedAt: train.to });
   const proposed = aclsFromProposal(proposal).inForce;
   const acls = options.inForce ? overlayAcls(options.inForce, proposed) : proposed;
-  const rows = await loadReplayRows(store, { window: test });
+  const rows = await replayRows;
 
   const verdicts = decideRows(acls, rows);
   const judge = leakJudgeFromRows(rows, { window: { from: train.from, to: test.to }, keys: keysWithDenials(rows, verdicts), earlier: profiles });

@@ -4,6 +4,7 @@
 import { parseAddress, parsePrefix, prefixContains, prefixEnd, type Prefix } from '../model/address.ts';
 import { decide, governingAcl, VERDICT_TEXT, type AclsInForce, type CompiledAcl, type GovernedCall, type Verdict, type VerdictCode } from '../model/acl-rules.ts';
 import type { KeyKind, KeyProfile, SourceKind, SourceUsage, TimeWindow } from '../model/types.ts';
+import { PublicSourceRecord } from '../model/source-usage.ts';
 import { classifySources } from './suspicion.ts';
 
 /** One key × source × exempt combination over a window, summed. `ip` is null for sources that are not addresses. */
@@ -505,11 +506,14 @@ export function drift(input: DriftInput): DriftReport {
 export function profilesFromRows(rows: readonly SourceAggregate[], options: { keys: readonly string[]; earlier?: readonly KeyProfile[] }): KeyProfile[] {
   const wanted = new Set(options.keys);
   const profiles = new Map<string, KeyProfile>();
+  // Earlier sources are shared, not copied (with what suspicion.ts already parsed from them), until a row of
+  // this window adds to one: that one is replaced in the list by a merged copy; the earlier profile is untouched.
   for (const p of options.earlier ?? []) {
-    if (wanted.has(p.accessKeyId)) profiles.set(p.accessKeyId, { ...p, publicSources: p.publicSources.map((s) => ({ ...s })) });
+    if (wanted.has(p.accessKeyId)) profiles.set(p.accessKeyId, { ...p, publicSources: [...p.publicSources] });
   }
-  const sourceIndex = new Map<string, SourceUsage>();
-  for (const p of profiles.values()) for (const s of p.publicSources) sourceIndex.set(`${p.accessKeyId}\u0000${s.ip}`, s);
+  const sourceAt = new Map<string, number>();
+  for (const p of profiles.values()) p.publicSources.forEach((s, i) => sourceAt.set(`${p.accessKeyId}\u0000${s.ip}`, i));
+  const merged = new Set<SourceUsage>();
   for (const row of rows) {
     if (!row.accessKeyId || !wanted.has(row.accessKeyId)) continue;
     let profile = profiles.get(row.accessKeyId);
@@ -526,8 +530,14 @@ export function profilesFromRows(rows: readonly SourceAggregate[], options: { ke
     profile.totalCalls += row.calls;
     if (row.keyKind !== 'permanent' || row.exempt || row.sourceKind !== 'public' || !row.ip) continue;
     const id = `${row.accessKeyId}\u0000${row.ip}`;
-    const known = sourceIndex.get(id);
-    if (known) {
+    const at = sourceAt.get(id);
+    if (at !== undefined) {
+      let known = profile.publicSources[at]!;
+      if (!merged.has(known)) {
+        known = new PublicSourceRecord(known.ip, known.family, known.calls, known.days, known.firstSeen, known.lastSeen, known.errorCalls, known.deniedCalls, known.sensitiveCalls, known.services, known.userAgents);
+        profile.publicSources[at] = known;
+        merged.add(known);
+      }
       known.calls += row.calls;
       known.days += row.days; // the windows are disjoint
       known.errorCalls += row.errorCalls;
@@ -537,12 +547,9 @@ export function profilesFromRows(rows: readonly SourceAggregate[], options: { ke
       if (row.lastSeen > known.lastSeen) known.lastSeen = row.lastSeen;
       continue;
     }
-    const usage: SourceUsage = {
-      ip: row.ip, family: row.ip.includes(':') ? 6 : 4, calls: row.calls, days: row.days, firstSeen: row.firstSeen, lastSeen: row.lastSeen,
-      errorCalls: row.errorCalls, deniedCalls: row.deniedCalls, sensitiveCalls: row.sensitiveCalls ?? 0, services: [], userAgents: [],
-    };
-    profile.publicSources.push(usage);
-    sourceIndex.set(id, usage);
+    const usage = new PublicSourceRecord(row.ip, row.ip.includes(':') ? 6 : 4, row.calls, row.days, row.firstSeen, row.lastSeen, row.errorCalls, row.deniedCalls, row.sensitiveCalls ?? 0, [], []);
+    merged.add(usage);
+    sourceAt.set(id, profile.publicSources.push(usage) - 1);
   }
   return [...profiles.values()].sort((a, b) => cmp(a.accessKeyId, b.accessKeyId));
 }
