@@ -19,37 +19,48 @@ export interface ReplayQuery {
 /**
  * In plain words: events in [from, to); addresses (and VPC IDs) kept only for governed material (a permanent
  * key calling a governed service from a public or VPC address) and blanked otherwise, so ungoverned traffic
- * folds into one row per key and reason; STS keys folded into `STS.*`; days counted through a per-day
- * pre-aggregate. Counts come back as DOUBLE and times as ISO text: at a million rows, converting BIGINT and
- * TIMESTAMP values to JS objects costs more than the query. Unordered: every consumer sorts what it shows.
+ * folds into one row per key and reason; STS keys folded into `STS.*`. Counts come back as DOUBLE and times as
+ * ISO text: at a million rows, converting BIGINT and TIMESTAMP values to JS objects costs more than the query.
+ * Unordered: every consumer sorts what it shows.
+ *
+ * One GROUP BY over the events (a quarter less CPU than a per-day pre-aggregate summed again): active days are
+ * bits of an integer OR-ed over the group (day d of the window is bit d) while the window spans few enough
+ * days, a DISTINCT count of days beyond; sensitive calls through `list_contains` over the constant list (an
+ * `IN` list is planned as a join), which counts exactly the same calls.
  */
 export function replaySql(query: ReplayQuery): string {
   const keyFilter = query.keys && query.keys.length > 0 ? `AND access_key_id IN (${query.keys.map(sqlString).join(', ')})` : '';
   const governed = `key_kind = 'permanent' AND NOT exempt AND source_kind IN ('public', 'vpc')`;
   return `
-WITH per_day AS (
-  SELECT
-    CASE WHEN key_kind = 'sts' THEN '${STS_KEY_PLACEHOLDER}' ELSE access_key_id END AS key_id,
-    key_kind, source_kind,
-    CASE WHEN ${governed} THEN source_ip END AS ip,
-    CASE WHEN ${governed} AND source_kind = 'vpc' THEN vpc_id END AS vpc,
-    exempt,
-    CAST(event_time AS DATE) AS day,
-    count(*) AS calls, count_if(acl_denied) AS denied, count(error_code) AS errors,
-    count_if(event_name IN (${SENSITIVE_APIS.map(sqlString).join(', ')})) AS sensitive,
-    min(event_time) AS first_seen, max(event_time) AS last_seen
-  FROM events
-  WHERE event_time >= CAST(${sqlString(query.window.from)} AS TIMESTAMP)
-    AND event_time < CAST(${sqlString(query.window.to)} AS TIMESTAMP)
-    ${keyFilter}
-  GROUP BY ALL
-)
-SELECT key_id AS "accessKeyId", key_kind AS "keyKind", source_kind AS "sourceKind", ip, vpc AS "vpcId", exempt,
-  CAST(sum(calls) AS DOUBLE) AS calls, CAST(sum(denied) AS DOUBLE) AS "deniedCalls", CAST(sum(errors) AS DOUBLE) AS "errorCalls",
-  CAST(sum(sensitive) AS DOUBLE) AS "sensitiveCalls", CAST(count(*) AS DOUBLE) AS days,
-  strftime(min(first_seen), '%Y-%m-%dT%H:%M:%SZ') AS "firstSeen", strftime(max(last_seen), '%Y-%m-%dT%H:%M:%SZ') AS "lastSeen"
-FROM per_day
-GROUP BY key_id, key_kind, source_kind, ip, vpc, exempt`;
+SELECT
+  CASE WHEN key_kind = 'sts' THEN '${STS_KEY_PLACEHOLDER}' ELSE access_key_id END AS "accessKeyId",
+  key_kind AS "keyKind", source_kind AS "sourceKind",
+  CASE WHEN ${governed} THEN source_ip END AS ip,
+  CASE WHEN ${governed} AND source_kind = 'vpc' THEN vpc_id END AS "vpcId",
+  exempt,
+  CAST(count(*) AS DOUBLE) AS calls, CAST(count_if(acl_denied) AS DOUBLE) AS "deniedCalls", CAST(count(error_code) AS DOUBLE) AS "errorCalls",
+  CAST(count_if(list_contains([${SENSITIVE_APIS.map(sqlString).join(', ')}], event_name)) AS DOUBLE) AS "sensitiveCalls",
+  CAST(${activeDaysSql(query.window)} AS DOUBLE) AS days,
+  strftime(min(event_time), '%Y-%m-%dT%H:%M:%SZ') AS "firstSeen", strftime(max(event_time), '%Y-%m-%dT%H:%M:%SZ') AS "lastSeen"
+FROM events
+WHERE event_time >= CAST(${sqlString(query.window.from)} AS TIMESTAMP)
+  AND event_time < CAST(${sqlString(query.window.to)} AS TIMESTAMP)
+  ${keyFilter}
+GROUP BY ALL`;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Distinct UTC days with a call in the group: a day mask when the window's days surely fit in an integer's
+ * bits (bit 0 is the window's first day as DuckDB reads the bound, so no event of the window shifts below 0).
+ */
+function activeDaysSql(window: TimeWindow): string {
+  const spanDays = Math.ceil((Date.parse(window.to) - Date.parse(window.from)) / DAY_MS) + 2; // +2: partial first and last days
+  const mask = spanDays <= 63 ? 'BIGINT' : spanDays <= 127 ? 'HUGEINT' : null;
+  if (!mask || !(spanDays > 0)) return 'count(DISTINCT CAST(event_time AS DATE))';
+  const firstDay = `CAST(CAST(${sqlString(window.from)} AS TIMESTAMP) AS DATE)`;
+  return `bit_count(bit_or(CAST(1 AS ${mask}) << CAST(CAST(event_time AS DATE) - ${firstDay} AS ${mask})))`;
 }
 
 /** Rows packed per text chunk (see loadReplayRows). */
