@@ -63,48 +63,99 @@ function activeDaysSql(window: TimeWindow): string {
   return `bit_count(bit_or(CAST(1 AS ${mask}) << CAST(CAST(event_time AS DATE) - ${firstDay} AS ${mask})))`;
 }
 
-/** Rows packed per text chunk (see loadReplayRows). */
-const PACK_ROWS = 20_000;
+const FIELD = 0x1f;
+const RECORD = 0x1e;
+/** Fields per row in a key's text (the key ID is the row's own column). */
+const WIRE_FIELDS = 12;
 
 /**
- * The window's traffic as replay rows (see `replaySql`). The rows cross from DuckDB packed as text, a chunk of
- * rows per value (fields split by \x1f, rows by \x1e): converting each value to a JS value one by one costs
- * about five times more than the query at a million rows. Key IDs are the only free text: separators in them
- * (never seen in real IDs) become '?'.
+ * The window's traffic as replay rows (see `replaySql`). The rows cross from DuckDB as one text per key (fields
+ * split by \x1f, rows by \x1e; counts as integers): converting each value to a JS value one by one costs about
+ * five times more than the query at a million rows. The text is read in place: only the addresses, VPC IDs
+ * and times are cut out; kinds are matched to literals, counts parsed from their digits. The key ID is a
+ * column, never in the text. Addresses are normalized by ingest and VPC IDs are the vendor's: neither carries
+ * the separators, which the field and row counts check.
  */
 export async function loadReplayRows(store: Store, query: ReplayQuery): Promise<SourceAggregate[]> {
+  const int = (x: string) => `CAST(${x} AS BIGINT)`;
   const packed = `
-SELECT string_agg(line, chr(30)) AS chunk FROM (
-  SELECT concat_ws(chr(31), coalesce(translate("accessKeyId", chr(30) || chr(31), '??'), ''), "keyKind", "sourceKind",
-      coalesce(ip, ''), coalesce("vpcId", ''), CASE WHEN exempt THEN '1' ELSE '0' END, calls, "deniedCalls", "errorCalls",
-      "sensitiveCalls", days, "firstSeen", "lastSeen") AS line,
-    (row_number() OVER ()) // ${PACK_ROWS} AS part
-  FROM (${replaySql(query)})
-) GROUP BY part`;
-  const rows = await store.query<{ chunk: string | null }>(packed);
+SELECT "accessKeyId" AS key, count(*) AS rows,
+  string_agg(concat_ws(chr(31), "keyKind", "sourceKind", coalesce(ip, ''), coalesce("vpcId", ''), CASE WHEN exempt THEN '1' ELSE '0' END,
+    ${int('calls')}, ${int('"deniedCalls"')}, ${int('"errorCalls"')}, ${int('"sensitiveCalls"')}, ${int('days')}, "firstSeen", "lastSeen"), chr(30)) AS wire
+FROM (${replaySql(query)})
+GROUP BY "accessKeyId"`;
+  const keys = await store.query<{ key: string | null; rows: number; wire: string }>(packed);
   const out: SourceAggregate[] = [];
-  for (const { chunk } of rows) {
-    if (!chunk) continue;
-    for (const line of chunk.split('\x1e')) {
-      const f = line.split('\x1f');
-      out.push({
-        accessKeyId: f[0] || null,
-        keyKind: f[1] as KeyKind,
-        sourceKind: f[2] as SourceKind,
-        ip: f[3] || null,
-        vpcId: f[4] || null,
-        exempt: f[5] === '1',
-        calls: Number(f[6]),
-        deniedCalls: Number(f[7]),
-        errorCalls: Number(f[8]),
-        sensitiveCalls: Number(f[9]),
-        days: Number(f[10]),
-        firstSeen: f[11]!,
-        lastSeen: f[12]!,
-      });
-    }
+  for (const { key, rows, wire } of keys) {
+    if (readWire(key, wire, out) !== rows) throw new Error(`replay rows of key ${key} could not be read back: a separator inside a value (analyze/replay.ts)`);
   }
   return out;
+}
+
+const at = new Int32Array(WIRE_FIELDS + 1);
+
+/** Appends one key's rows to `out`; returns how many it read (-1 when a row has the wrong number of fields). */
+function readWire(accessKeyId: string | null, wire: string, out: SourceAggregate[]): number {
+  let rows = 0;
+  const length = wire.length;
+  for (let start = 0; start <= length; ) {
+    let fields = 0;
+    at[0] = start;
+    let i = start;
+    for (; i < length; i++) {
+      const c = wire.charCodeAt(i);
+      if (c === FIELD) {
+        if (++fields >= WIRE_FIELDS) return -1;
+        at[fields] = i + 1;
+      } else if (c === RECORD) break;
+    }
+    if (fields !== WIRE_FIELDS - 1) return -1;
+    at[WIRE_FIELDS] = i + 1;
+    const ipText = at[3]! - at[2]! > 1 ? wire.slice(at[2], at[3]! - 1) : null;
+    const vpcText = at[4]! - at[3]! > 1 ? wire.slice(at[3], at[4]! - 1) : null;
+    out.push({
+      accessKeyId,
+      keyKind: keyKindAt(wire, at[0]!, at[1]! - 1),
+      sourceKind: sourceKindAt(wire, at[1]!, at[2]! - 1),
+      ip: ipText,
+      vpcId: vpcText,
+      exempt: wire.charCodeAt(at[4]!) === 49,
+      calls: decimalIn(wire, at[5]!, at[6]! - 1),
+      deniedCalls: decimalIn(wire, at[6]!, at[7]! - 1),
+      errorCalls: decimalIn(wire, at[7]!, at[8]! - 1),
+      sensitiveCalls: decimalIn(wire, at[8]!, at[9]! - 1),
+      days: decimalIn(wire, at[9]!, at[10]! - 1),
+      firstSeen: wire.slice(at[10], at[11]! - 1),
+      lastSeen: wire.slice(at[11], i),
+    });
+    rows++;
+    start = i + 1;
+  }
+  return rows;
+}
+
+const KEY_KINDS = ['permanent', 'sts', 'none'] as const satisfies readonly KeyKind[];
+const SOURCE_KINDS = ['public', 'vpc', 'internal', 'service', 'invalid'] as const satisfies readonly SourceKind[];
+
+/** The kind literal equal to wire[from, to), or that text (an unknown kind stays what the store holds). */
+function literalAt<T extends string>(literals: readonly T[], wire: string, from: number, to: number): T {
+  for (const k of literals) if (k.length === to - from && wire.startsWith(k, from)) return k;
+  return wire.slice(from, to) as T;
+}
+
+const keyKindAt = (wire: string, from: number, to: number): KeyKind => literalAt(KEY_KINDS, wire, from, to);
+const sourceKindAt = (wire: string, from: number, to: number): SourceKind => literalAt(SOURCE_KINDS, wire, from, to);
+
+/** Number(wire.slice(from, to)), reading plain digits in place. */
+function decimalIn(wire: string, from: number, to: number): number {
+  if (to <= from || to - from > 15) return Number(wire.slice(from, to));
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const d = wire.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return Number(wire.slice(from, to));
+    value = value * 10 + d;
+  }
+  return value;
 }
 
 /** Last call per permanent key over the whole store, pruned history (the rollup) included (dormancy). */
