@@ -55,7 +55,7 @@ const DAY_MS = 86_400_000;
  * Distinct UTC days with a call in the group: a day mask when the window's days surely fit in an integer's
  * bits (bit 0 is the window's first day as DuckDB reads the bound, so no event of the window shifts below 0).
  */
-function activeDaysSql(window: TimeWindow): string {
+export function activeDaysSql(window: TimeWindow): string {
   const spanDays = Math.ceil((Date.parse(window.to) - Date.parse(window.from)) / DAY_MS) + 2; // +2: partial first and last days
   const mask = spanDays <= 63 ? 'BIGINT' : spanDays <= 127 ? 'HUGEINT' : null;
   if (!mask || !(spanDays > 0)) return 'count(DISTINCT CAST(event_time AS DATE))';
@@ -92,33 +92,15 @@ GROUP BY "accessKeyId"`;
   return out;
 }
 
-const at = new Int32Array(WIRE_FIELDS + 1);
-
 /** Appends one key's rows to `out`; returns how many it read (-1 when a row has the wrong number of fields). */
 function readWire(accessKeyId: string | null, wire: string, out: SourceAggregate[]): number {
-  let rows = 0;
-  const length = wire.length;
-  for (let start = 0; start <= length; ) {
-    let fields = 0;
-    at[0] = start;
-    let i = start;
-    for (; i < length; i++) {
-      const c = wire.charCodeAt(i);
-      if (c === FIELD) {
-        if (++fields >= WIRE_FIELDS) return -1;
-        at[fields] = i + 1;
-      } else if (c === RECORD) break;
-    }
-    if (fields !== WIRE_FIELDS - 1) return -1;
-    at[WIRE_FIELDS] = i + 1;
-    const ipText = at[3]! - at[2]! > 1 ? wire.slice(at[2], at[3]! - 1) : null;
-    const vpcText = at[4]! - at[3]! > 1 ? wire.slice(at[3], at[4]! - 1) : null;
+  return forEachWireRow(wire, WIRE_FIELDS, (at, end) => {
     out.push({
       accessKeyId,
       keyKind: keyKindAt(wire, at[0]!, at[1]! - 1),
       sourceKind: sourceKindAt(wire, at[1]!, at[2]! - 1),
-      ip: ipText,
-      vpcId: vpcText,
+      ip: at[3]! - at[2]! > 1 ? wire.slice(at[2], at[3]! - 1) : null,
+      vpcId: at[4]! - at[3]! > 1 ? wire.slice(at[3], at[4]! - 1) : null,
       exempt: wire.charCodeAt(at[4]!) === 49,
       calls: decimalIn(wire, at[5]!, at[6]! - 1),
       deniedCalls: decimalIn(wire, at[6]!, at[7]! - 1),
@@ -126,8 +108,35 @@ function readWire(accessKeyId: string | null, wire: string, out: SourceAggregate
       sensitiveCalls: decimalIn(wire, at[8]!, at[9]! - 1),
       days: decimalIn(wire, at[9]!, at[10]! - 1),
       firstSeen: wire.slice(at[10], at[11]! - 1),
-      lastSeen: wire.slice(at[11], i),
+      lastSeen: wire.slice(at[11], end),
     });
+  });
+}
+
+const fieldStarts = new Int32Array(64);
+
+/**
+ * Walks rows of `fields` fields (\x1f between fields, \x1e between rows) in place: `visit` gets the offset
+ * where each field starts (field i ends at starts[i + 1] - 1, the last one at `end`). Returns the rows read,
+ * or -1 at the first row with another number of fields.
+ */
+export function forEachWireRow(wire: string, fields: number, visit: (starts: Int32Array, end: number) => void): number {
+  let rows = 0;
+  const length = wire.length;
+  const at = fieldStarts;
+  for (let start = 0; start <= length; ) {
+    let field = 0;
+    at[0] = start;
+    let i = start;
+    for (; i < length; i++) {
+      const c = wire.charCodeAt(i);
+      if (c === FIELD) {
+        if (++field >= fields) return -1;
+        at[field] = i + 1;
+      } else if (c === RECORD) break;
+    }
+    if (field !== fields - 1) return -1;
+    visit(at, i);
     rows++;
     start = i + 1;
   }
@@ -138,16 +147,16 @@ const KEY_KINDS = ['permanent', 'sts', 'none'] as const satisfies readonly KeyKi
 const SOURCE_KINDS = ['public', 'vpc', 'internal', 'service', 'invalid'] as const satisfies readonly SourceKind[];
 
 /** The kind literal equal to wire[from, to), or that text (an unknown kind stays what the store holds). */
-function literalAt<T extends string>(literals: readonly T[], wire: string, from: number, to: number): T {
+export function literalAt<T extends string>(literals: readonly T[], wire: string, from: number, to: number): T {
   for (const k of literals) if (k.length === to - from && wire.startsWith(k, from)) return k;
   return wire.slice(from, to) as T;
 }
 
-const keyKindAt = (wire: string, from: number, to: number): KeyKind => literalAt(KEY_KINDS, wire, from, to);
-const sourceKindAt = (wire: string, from: number, to: number): SourceKind => literalAt(SOURCE_KINDS, wire, from, to);
+export const keyKindAt = (wire: string, from: number, to: number): KeyKind => literalAt(KEY_KINDS, wire, from, to);
+export const sourceKindAt = (wire: string, from: number, to: number): SourceKind => literalAt(SOURCE_KINDS, wire, from, to);
 
 /** Number(wire.slice(from, to)), reading plain digits in place. */
-function decimalIn(wire: string, from: number, to: number): number {
+export function decimalIn(wire: string, from: number, to: number): number {
   if (to <= from || to - from > 15) return Number(wire.slice(from, to));
   let value = 0;
   for (let i = from; i < to; i++) {
