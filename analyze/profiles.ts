@@ -459,24 +459,7 @@ function foldWireKey(key: WireKey, identity: KeyIdentity, services: (field: stri
   if (SEPARATOR.test(key.access_key_id)) return null;
   const keyKind = KEY_KINDS.get(key.key_kind) ?? (key.key_kind as KeyKind);
   const sts = keyKind === 'sts';
-  const profile: KeyProfile = {
-    accessKeyId: key.access_key_id,
-    keyKind,
-    identityType: identity.identityType,
-    userName: identity.userName,
-    accountId: identity.accountId,
-    firstSeen: '',
-    lastSeen: '',
-    totalCalls: 0,
-    publicSources: [],
-    vpcSources: [],
-    exemptOnlySources: [],
-    stsCalls: 0,
-    internalCalls: 0,
-    serviceCalls: 0,
-    invalidSourceCalls: 0,
-    deniedCalls: 0,
-  };
+  const profile = emptyProfile(key.access_key_id, keyKind, identity, '', '');
   let firstSeen: string | null = null;
   let lastSeen: string | null = null;
   // Fields are read in place (offsets into the text), not split into a list of strings per row: only the
@@ -569,24 +552,12 @@ function buildProfile(accessKeyId: string, rows: SourceAggregateRow[]): KeyProfi
     if (r.firstSeen < firstSeen) firstSeen = r.firstSeen;
     if (r.lastSeen > lastSeen) lastSeen = r.lastSeen;
   }
-  const profile: KeyProfile = {
-    accessKeyId,
-    keyKind,
+  const identity = {
     identityType: weightedChoice(rows, (r) => r.identityType),
     userName: weightedChoice(rows, (r) => r.userName),
     accountId: weightedChoice(rows, (r) => r.accountId),
-    firstSeen,
-    lastSeen,
-    totalCalls: 0,
-    publicSources: [],
-    vpcSources: [],
-    exemptOnlySources: [],
-    stsCalls: 0,
-    internalCalls: 0,
-    serviceCalls: 0,
-    invalidSourceCalls: 0,
-    deniedCalls: 0,
   };
+  const profile = emptyProfile(accessKeyId, keyKind, identity, firstSeen, lastSeen);
   // A source's governed row makes it a source; its exempt row (if any) matters only when there is no governed one.
   const governed: SourceAggregateRow[] = [];
   const exempt: SourceAggregateRow[] = [];
@@ -834,4 +805,32 @@ export async function loadDailyActivity(store: Store, query: ProfileQuery): Prom
     calls: Number(r.calls),
     errorCalls: Number(r.errorCalls),
   }));
+}
+
+/** A profile with its identity and nothing counted yet (fields in the order the JSON contract shows them). */
+function emptyProfile(
+  accessKeyId: string,
+  keyKind: KeyProfile['keyKind'],
+  identity: Pick<KeyProfile, 'identityType' | 'userName' | 'accountId'>,
+  firstSeen: string,
+  lastSeen: string,
+): KeyProfile {
+  return {
+    accessKeyId,
+    keyKind,
+    identityType: identity.identityType,
+    userName: identity.userName,
+    accountId: identity.accountId,
+    firstSeen,
+    lastSeen,
+    totalCalls: 0,
+    publicSources: [],
+    vpcSources: [],
+    exemptOnlySources: [],
+    stsCalls: 0,
+    internalCalls: 0,
+    serviceCalls: 0,
+    invalidSourceCalls: 0,
+    deniedCalls: 0,
+  };
 }
