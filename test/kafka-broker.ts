@@ -1,12 +1,39 @@
 // Test helper: a real Apache Kafka broker (scripts/kafka/broker.ts) plus the few producer/admin calls tests
 // need. The broker jars install themselves on first use, so `npm test` on a fresh clone needs no manual step.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AssignerProtocol, Kafka, logLevel, Partitioners } from 'kafkajs';
+import { afterAll, beforeAll } from 'vitest';
 import { startKafkaBroker, type KafkaBroker } from '../scripts/kafka/broker.ts';
 
 export { TEST_SASL_USER, type KafkaBroker } from '../scripts/kafka/broker.ts';
 
 export async function startTestBroker(): Promise<KafkaBroker> {
   return startKafkaBroker({ log: (m) => process.stderr.write(`[kafka-broker] ${m}\n`) });
+}
+
+/** A test file's broker and temp directory: started before its tests, stopped and removed after them. */
+export function useTestBroker(dirPrefix: string): { broker: KafkaBroker; dir: string } {
+  const setup = {} as { broker: KafkaBroker; dir: string };
+  beforeAll(async () => {
+    setup.broker = await startTestBroker();
+    setup.dir = mkdtempSync(join(tmpdir(), dirPrefix));
+  }, 180_000);
+  afterAll(async () => {
+    await setup.broker?.stop();
+    if (setup.dir) rmSync(setup.dir, { recursive: true, force: true });
+  }, 60_000);
+  return setup;
+}
+
+/** Polls `check` until it holds; an error thrown by it (a coordinator still loading) counts as "not yet". */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 function client(brokers: string): Kafka {

@@ -2,30 +2,17 @@
 // real `keyfence ingest --kafka` processes: crash and restart, rebalances, the store's position versus the
 // group's committed offset, nightly increments, --follow with a signal, and SASL.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Store } from '../ingest/store.ts';
 import { kafkaSourceSettings } from '../bin/commands/ingest-kafka.ts';
 import { UsageError } from '../model/errors.ts';
-import { asSlsLog, committedOffsets, createTopic, groupAssignments, produce, setCommittedOffsets, startTestBroker, testEvent, TEST_SASL_USER, type KafkaBroker, type TestMessage } from './kafka-broker.ts';
+import { asSlsLog, committedOffsets, createTopic, groupAssignments, produce, setCommittedOffsets, useTestBroker, waitFor, testEvent, TEST_SASL_USER, type TestMessage } from './kafka-broker.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'bin', 'keyfence.js');
 
-let broker: KafkaBroker;
-let dir: string;
-
-beforeAll(async () => {
-  broker = await startTestBroker();
-  dir = mkdtempSync(join(tmpdir(), 'kf-kafka-test-'));
-}, 180_000);
-
-afterAll(async () => {
-  await broker?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+const setup = useTestBroker('kf-kafka-test-');
 
 interface Run {
   child: ChildProcess;
@@ -59,17 +46,9 @@ async function finished(run: Run, timeoutMs = 60_000): Promise<{ code: number | 
   }
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  // A coordinator still loading answers with a retriable error: that is "not yet".
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function kafkaArgs(topic: string, group: string, db: string, ...more: string[]): string[] {
-  return ['--kafka', broker.brokers, '--topic', topic, '--group', group, '--db', db, '--json', ...more];
+  return ['--kafka', setup.broker.brokers, '--topic', topic, '--group', group, '--db', db, '--json', ...more];
 }
 
 async function storedRows<T>(dbs: string[], sql: string): Promise<T[]> {
@@ -122,11 +101,11 @@ describe('keyfence ingest --kafka', () => {
   it('two consumers in one group, one SIGKILLed mid-stream and restarted, store exactly the distinct valid events and quarantine exactly the bad values', async () => {
     const topic = 'trail-crash';
     const group = 'nightly-crash';
-    await createTopic(broker.brokers, topic, 4);
+    await createTopic(setup.broker.brokers, topic, 4);
     const { messages, eventIds, badValues } = workload(4_000, 4, 30);
-    await produce(broker.brokers, topic, messages, 40);
-    const part1 = join(dir, 'crash-part-1.duckdb');
-    const part2 = join(dir, 'crash-part-2.duckdb');
+    await produce(setup.broker.brokers, topic, messages, 40);
+    const part1 = join(setup.dir, 'crash-part-1.duckdb');
+    const part2 = join(setup.dir, 'crash-part-2.duckdb');
     // Small record batches and small fetches make many small store transactions: the second process joins
     // long before the first could finish, and the kill lands with work still to do.
     const env = { KEYFENCE_KAFKA_FETCH_BYTES: '16384', KEYFENCE_KAFKA_SESSION_TIMEOUT_MS: '6000' };
@@ -139,10 +118,10 @@ describe('keyfence ingest --kafka', () => {
     let baseline: number | null = null;
     let committedAtKill = 0;
     await waitFor('the first process to be part way through its partitions', async () => {
-      const assignments = await groupAssignments(broker.brokers, group, topic);
+      const assignments = await groupAssignments(setup.broker.brokers, group, topic);
       const mine = [...assignments].find(([clientId]) => clientId.endsWith(firstId))?.[1] ?? [];
       if (assignments.size !== 2 || mine.length === 0) return false;
-      const offsets = await committedOffsets(broker.brokers, group, topic);
+      const offsets = await committedOffsets(setup.broker.brokers, group, topic);
       const committed = mine.reduce((sum, p) => sum + (offsets.get(p) ?? 0), 0);
       if (baseline === null || mine.join() !== firstPartitions.join()) {
         firstPartitions = mine;
@@ -164,7 +143,7 @@ describe('keyfence ingest --kafka', () => {
     const [a, b] = await Promise.all([finished(restarted, 90_000), finished(second, 90_000)]);
     for (const r of [a, b]) expect([0, 2], `${r.stderr}${r.stdout}`).toContain(r.code);
 
-    const offsets = await committedOffsets(broker.brokers, group, topic);
+    const offsets = await committedOffsets(setup.broker.brokers, group, topic);
     const perPartition = [0, 1, 2, 3].map((p) => messages.filter((m) => m.partition === p).length);
     expect([0, 1, 2, 3].map((p) => offsets.get(p) ?? 0)).toEqual(perPartition);
 
@@ -182,20 +161,20 @@ describe('keyfence ingest --kafka', () => {
   it("resumes from the store's position when the store is ahead of the group's committed offset", async () => {
     const topic = 'trail-store-ahead';
     const group = 'nightly-store-ahead';
-    await createTopic(broker.brokers, topic, 2);
+    await createTopic(setup.broker.brokers, topic, 2);
     const { messages, eventIds, badValues } = workload(400, 2, 4);
-    await produce(broker.brokers, topic, messages);
-    const db = join(dir, 'store-ahead.duckdb');
+    await produce(setup.broker.brokers, topic, messages);
+    const db = join(setup.dir, 'store-ahead.duckdb');
     const firstRun = await finished(ingest(kafkaArgs(topic, group, db, '--until-caught-up')));
     expect(firstRun.code, firstRun.stderr).toBe(2);
     expect(JSON.parse(firstRun.stdout)).toMatchObject({ source: 'kafka', read: messages.length, quarantined: badValues.length });
 
     // As after a crash between the store's commit and Kafka's: the group forgets partition 0's progress.
-    await setCommittedOffsets(broker.brokers, group, topic, new Map([[0, 0]]));
+    await setCommittedOffsets(setup.broker.brokers, group, topic, new Map([[0, 0]]));
     const again = await finished(ingest(kafkaArgs(topic, group, db, '--until-caught-up')));
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ read: 0, inserted: 0, quarantined: 0 });
-    const offsets = await committedOffsets(broker.brokers, group, topic);
+    const offsets = await committedOffsets(setup.broker.brokers, group, topic);
     expect(offsets.get(0)).toBe(messages.filter((m) => m.partition === 0).length);
 
     const [counts] = await storedRows<{ events: number; quarantined: number }>([db], 'SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM quarantine) AS quarantined');
@@ -210,21 +189,21 @@ describe('keyfence ingest --kafka', () => {
     // on, not fetch that batch forever.
     const topic = 'trail-refetch';
     const group = 'nightly-refetch';
-    await createTopic(broker.brokers, topic, 1);
+    await createTopic(setup.broker.brokers, topic, 1);
     const night1 = workload(60, 1, 0);
-    await produce(broker.brokers, topic, night1.messages);
-    const db = join(dir, 'refetch.duckdb');
+    await produce(setup.broker.brokers, topic, night1.messages);
+    const db = join(setup.dir, 'refetch.duckdb');
     const first = await finished(ingest(kafkaArgs(topic, group, db, '--until-caught-up')));
     expect(first.code, first.stderr).toBe(0);
 
-    await setCommittedOffsets(broker.brokers, group, topic, new Map([[0, 0]]));
+    await setCommittedOffsets(setup.broker.brokers, group, topic, new Map([[0, 0]]));
     const night2 = workload(40, 1, 0, 10_000);
-    await produce(broker.brokers, topic, night2.messages);
+    await produce(setup.broker.brokers, topic, night2.messages);
     // Fetches smaller than one produced record batch: the first fetch ends exactly where the store stands.
     const second = await finished(ingest(kafkaArgs(topic, group, db, '--until-caught-up'), { KEYFENCE_KAFKA_FETCH_BYTES: '1024' }));
     expect(second.code, second.stderr).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ read: night2.messages.length, inserted: night2.eventIds.length });
-    const offsets = await committedOffsets(broker.brokers, group, topic);
+    const offsets = await committedOffsets(setup.broker.brokers, group, topic);
     expect(offsets.get(0)).toBe(night1.messages.length + night2.messages.length);
     const [n] = await storedRows<{ n: number }>([db], 'SELECT count(*) AS n FROM events');
     expect(n!.n).toBe(night1.eventIds.length + night2.eventIds.length);
@@ -233,15 +212,15 @@ describe('keyfence ingest --kafka', () => {
   it('a nightly run reads only what arrived since the last one', async () => {
     const topic = 'trail-nightly';
     const group = 'nightly-increment';
-    await createTopic(broker.brokers, topic, 3);
+    await createTopic(setup.broker.brokers, topic, 3);
     const night1 = workload(300, 3, 0);
-    await produce(broker.brokers, topic, night1.messages);
-    const db = join(dir, 'nightly.duckdb');
+    await produce(setup.broker.brokers, topic, night1.messages);
+    const db = join(setup.dir, 'nightly.duckdb');
     const first = await finished(ingest(kafkaArgs(topic, group, db, '--until-caught-up')));
     expect(first.code, first.stderr).toBe(0);
 
     const night2 = workload(200, 3, 0, 10_000);
-    await produce(broker.brokers, topic, night2.messages);
+    await produce(setup.broker.brokers, topic, night2.messages);
     const second = await finished(ingest(kafkaArgs(topic, group, db)));
     expect(second.code, second.stderr).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ read: night2.messages.length, inserted: night2.eventIds.length, duplicates: night2.messages.length - night2.eventIds.length });
@@ -252,13 +231,13 @@ describe('keyfence ingest --kafka', () => {
   it('--follow keeps reading new values until SIGTERM, then finishes its batch and exits cleanly', async () => {
     const topic = 'trail-follow';
     const group = 'follow';
-    await createTopic(broker.brokers, topic, 2);
-    const db = join(dir, 'follow.duckdb');
+    await createTopic(setup.broker.brokers, topic, 2);
+    const db = join(setup.dir, 'follow.duckdb');
     const run = ingest(kafkaArgs(topic, group, db, '--follow'));
     const { messages, eventIds } = workload(500, 2, 0);
-    await produce(broker.brokers, topic, messages);
+    await produce(setup.broker.brokers, topic, messages);
     await waitFor('the follower to commit everything', async () => {
-      const offsets = await committedOffsets(broker.brokers, group, topic);
+      const offsets = await committedOffsets(setup.broker.brokers, group, topic);
       return [...offsets.values()].reduce((a, b) => a + b, 0) === messages.length;
     });
     run.child.kill('SIGTERM');
@@ -271,11 +250,11 @@ describe('keyfence ingest --kafka', () => {
 
   it('--ssl reads over TLS from a listener whose certificate the process trusts (NODE_EXTRA_CA_CERTS)', async () => {
     const topic = 'trail-tls';
-    await createTopic(broker.brokers, topic, 1);
+    await createTopic(setup.broker.brokers, topic, 1);
     const { messages, eventIds } = workload(50, 1, 0);
-    await produce(broker.brokers, topic, messages);
-    const args = ['--kafka', broker.sslBrokers, '--ssl', '--topic', topic, '--group', 'tls', '--db', join(dir, 'tls.duckdb'), '--json'];
-    const result = await finished(ingest(args, { NODE_EXTRA_CA_CERTS: broker.caFile }));
+    await produce(setup.broker.brokers, topic, messages);
+    const args = ['--kafka', setup.broker.sslBrokers, '--ssl', '--topic', topic, '--group', 'tls', '--db', join(setup.dir, 'tls.duckdb'), '--json'];
+    const result = await finished(ingest(args, { NODE_EXTRA_CA_CERTS: setup.broker.caFile }));
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ read: messages.length, inserted: eventIds.length });
   }, 60_000);
@@ -284,11 +263,11 @@ describe('keyfence ingest --kafka', () => {
     for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512']) {
       it(`reads through ${mechanism}`, async () => {
         const topic = `trail-sasl-${mechanism}`;
-        await createTopic(broker.brokers, topic, 1);
+        await createTopic(setup.broker.brokers, topic, 1);
         const { messages, eventIds } = workload(50, 1, 0);
-        await produce(broker.brokers, topic, messages);
-        const db = join(dir, `sasl-${mechanism}.duckdb`);
-        const args = ['--kafka', broker.saslBrokers, '--topic', topic, '--group', `sasl-${mechanism}`, '--db', db, '--json', '--sasl-mechanism', mechanism, '--sasl-username', TEST_SASL_USER.username];
+        await produce(setup.broker.brokers, topic, messages);
+        const db = join(setup.dir, `sasl-${mechanism}.duckdb`);
+        const args = ['--kafka', setup.broker.saslBrokers, '--topic', topic, '--group', `sasl-${mechanism}`, '--db', db, '--json', '--sasl-mechanism', mechanism, '--sasl-username', TEST_SASL_USER.username];
         const result = await finished(ingest(args, { KEYFENCE_KAFKA_PASSWORD: TEST_SASL_USER.password }));
         expect(result.code, result.stderr).toBe(0);
         expect(JSON.parse(result.stdout)).toMatchObject({ inserted: eventIds.length });
@@ -297,9 +276,9 @@ describe('keyfence ingest --kafka', () => {
 
     it('a wrong password fails with exit 3, naming what to check and never printing the password', async () => {
       const topic = 'trail-sasl-wrong';
-      await createTopic(broker.brokers, topic, 1);
+      await createTopic(setup.broker.brokers, topic, 1);
       const wrong = 'not-the-password-4711';
-      const args = ['--kafka', broker.saslBrokers, '--topic', topic, '--group', 'sasl-wrong', '--db', join(dir, 'sasl-wrong.duckdb'), '--json', '--sasl-mechanism', 'scram-sha-256', '--sasl-username', TEST_SASL_USER.username];
+      const args = ['--kafka', setup.broker.saslBrokers, '--topic', topic, '--group', 'sasl-wrong', '--db', join(setup.dir, 'sasl-wrong.duckdb'), '--json', '--sasl-mechanism', 'scram-sha-256', '--sasl-username', TEST_SASL_USER.username];
       const result = await finished(ingest(args, { KEYFENCE_KAFKA_PASSWORD: wrong }));
       expect(result.code).toBe(3);
       const error = JSON.parse(result.stdout).error;
@@ -308,7 +287,7 @@ describe('keyfence ingest --kafka', () => {
     }, 60_000);
 
     it('SASL without the environment variable is a usage error', async () => {
-      const args = ['--kafka', broker.saslBrokers, '--topic', 'x', '--group', 'g', '--db', join(dir, 'sasl-none.duckdb'), '--json', '--sasl-mechanism', 'plain', '--sasl-username', 'keyfence'];
+      const args = ['--kafka', setup.broker.saslBrokers, '--topic', 'x', '--group', 'g', '--db', join(setup.dir, 'sasl-none.duckdb'), '--json', '--sasl-mechanism', 'plain', '--sasl-username', 'keyfence'];
       const result = await finished(ingest(args));
       expect(result.code).toBe(1);
       expect(JSON.parse(result.stdout).error.message).toContain('KEYFENCE_KAFKA_PASSWORD');
@@ -316,7 +295,7 @@ describe('keyfence ingest --kafka', () => {
   });
 
   it('a topic that does not exist fails with exit 3 and names the topic', async () => {
-    const result = await finished(ingest(kafkaArgs('no-such-topic', 'g-missing', join(dir, 'missing.duckdb'), '--until-caught-up')));
+    const result = await finished(ingest(kafkaArgs('no-such-topic', 'g-missing', join(setup.dir, 'missing.duckdb'), '--until-caught-up')));
     expect(result.code).toBe(3);
     expect(JSON.parse(result.stdout).error.message).toContain('no-such-topic');
   }, 60_000);

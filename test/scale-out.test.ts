@@ -1,30 +1,17 @@
 // Scale-out: two `keyfence ingest --kafka` processes in one consumer group, each writing its own part file,
 // read together by analysis, give the same profiles as one database holding every event.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadProfiles } from '../analyze/profiles.ts';
 import { Store } from '../ingest/store.ts';
-import { asSlsLog, committedOffsets, createTopic, groupAssignments, produce, startTestBroker, testEvent, type KafkaBroker, type TestMessage } from './kafka-broker.ts';
+import { asSlsLog, committedOffsets, createTopic, groupAssignments, produce, useTestBroker, waitFor, testEvent, type TestMessage } from './kafka-broker.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'bin', 'keyfence.js');
 const WINDOW = { from: '2026-10-01T00:00:00Z', to: '2026-11-01T00:00:00Z' };
 
-let broker: KafkaBroker;
-let dir: string;
-
-beforeAll(async () => {
-  broker = await startTestBroker();
-  dir = mkdtempSync(join(tmpdir(), 'kf-scale-out-'));
-}, 180_000);
-
-afterAll(async () => {
-  await broker?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+const setup = useTestBroker('kf-scale-out-');
 
 interface Run {
   child: ChildProcess;
@@ -54,13 +41,6 @@ function keyfence(args: string[]): Promise<{ code: number | null; stdout: string
   return start(args).done;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function profilesOf(dbs: string[]): Promise<unknown> {
   const store = await Store.open(dbs.length === 1 ? dbs[0]! : dbs, { readOnly: true });
@@ -84,7 +64,7 @@ async function eventCount(db: string): Promise<number> {
 describe('scale-out: one consumer group, one database part per process', () => {
   it('two parts read together give the same profiles, analysis and proposal as one database with every event', async () => {
     const topic = 'trail-scale-out';
-    await createTopic(broker.brokers, topic, 4);
+    await createTopic(setup.broker.brokers, topic, 4);
     // 4,000 events; every 10th is also written to another partition, so both parts can hold the same event.
     const messages: TestMessage[] = [];
     for (let i = 0; i < 4_000; i += 1) {
@@ -93,19 +73,19 @@ describe('scale-out: one consumer group, one database part per process', () => {
       if (i % 10 === 0) messages.push({ partition: (i + 1) % 4, value: JSON.stringify(event) });
     }
 
-    const ingestArgs = (group: string, db: string, mode: string): string[] => ['ingest', '--kafka', broker.brokers, '--topic', topic, '--group', group, mode, '--db', db, '--json'];
-    const part1 = join(dir, 'part-1.duckdb');
-    const part2 = join(dir, 'part-2.duckdb');
-    const whole = join(dir, 'whole.duckdb');
+    const ingestArgs = (group: string, db: string, mode: string): string[] => ['ingest', '--kafka', setup.broker.brokers, '--topic', topic, '--group', group, mode, '--db', db, '--json'];
+    const part1 = join(setup.dir, 'part-1.duckdb');
+    const part2 = join(setup.dir, 'part-2.duckdb');
+    const whole = join(setup.dir, 'whole.duckdb');
     // Both part processes join the group before any event exists, so the group surely shares the partitions.
     const followers = [start(ingestArgs('scale-out', part1, '--follow')), start(ingestArgs('scale-out', part2, '--follow'))];
     await waitFor('both processes to hold partitions', async () => {
-      const assignments = await groupAssignments(broker.brokers, 'scale-out', topic);
+      const assignments = await groupAssignments(setup.broker.brokers, 'scale-out', topic);
       return assignments.size === 2 && [...assignments.values()].every((partitions) => partitions.length === 2);
     });
-    await produce(broker.brokers, topic, messages);
+    await produce(setup.broker.brokers, topic, messages);
     await waitFor('the group to commit every message', async () => {
-      const offsets = await committedOffsets(broker.brokers, 'scale-out', topic);
+      const offsets = await committedOffsets(setup.broker.brokers, 'scale-out', topic);
       return [...offsets.values()].reduce((a, b) => a + b, 0) === messages.length;
     });
     for (const f of followers) f.child.kill('SIGTERM');
