@@ -1,6 +1,7 @@
 // The IngestSummary every source fills the same way: counts per committed batch, a few named rejections,
 // and the run's rate. One place, so file, Kafka and SLS summaries cannot drift apart.
 import type { IngestSummary, RecordLocation, Rejection } from '../model/types.ts';
+import type { IngestSourceKind, Store } from './store.ts';
 
 /** How many rejected records a summary names (all of them are in quarantine). */
 export const SUMMARY_REJECTION_SAMPLES = 20;
@@ -34,4 +35,31 @@ export function countBatch(
 export function finishTiming(summary: IngestSummary, started: bigint): void {
   summary.seconds = Number(process.hrtime.bigint() - started) / 1e9;
   summary.eventsPerSecond = summary.seconds > 0 ? Math.round(summary.read / summary.seconds) : 0;
+}
+
+/**
+ * Runs one live-source ingest as a recorded run: begins it (`summary.runId`), does `work`, then records the
+ * outcome, `ok` or `partial` (something was quarantined), or `failed` when `work` throws (rethrown). `settle`
+ * runs first either way (e.g. clearing a progress line); the summary's timing, from `started` (default: now),
+ * is set either way.
+ */
+export async function recordedRun(
+  store: Store,
+  kind: IngestSourceKind,
+  summary: IngestSummary,
+  work: () => Promise<void>,
+  { started = process.hrtime.bigint(), settle = () => undefined }: { started?: bigint; settle?: () => void } = {},
+): Promise<void> {
+  try {
+    summary.runId = await store.beginRun(kind);
+    await work();
+    settle();
+    finishTiming(summary, started);
+    await store.finishRun(summary.runId, summary, summary.quarantined > 0 ? 'partial' : 'ok');
+  } catch (e) {
+    settle();
+    finishTiming(summary, started);
+    if (summary.runId > 0) await store.finishRun(summary.runId, summary, 'failed').catch(() => undefined);
+    throw e;
+  }
 }

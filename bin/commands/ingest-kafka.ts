@@ -9,7 +9,7 @@ import { EXIT, UsageError } from '../../model/errors.ts';
 import type { IngestSummary, RecordLocation, Rejection, RejectionReason } from '../../model/types.ts';
 import { Progress, resolveDbPaths } from '../common.ts';
 import { printIngestSummary } from './ingest.ts';
-import { countBatch, emptySummary, finishTiming } from '../../ingest/run-summary.ts';
+import { countBatch, emptySummary, recordedRun } from '../../ingest/run-summary.ts';
 
 /** The SASL password is read from this environment variable only: never a flag, never printed. */
 export const KAFKA_PASSWORD_ENV = 'KEYFENCE_KAFKA_PASSWORD';
@@ -97,56 +97,49 @@ export async function ingestFromKafka(opts: IngestKafkaOptions): Promise<number>
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    summary.runId = await store.beginRun('kafka');
-    const storedPositions = new Map<number, string>();
-    const prefix = kafkaCheckpointKey(topic, 0).slice(0, -1);
-    for (const row of await store.query<{ source: string; position: string }>(`SELECT source, position FROM checkpoints WHERE starts_with(source, ?)`, [prefix])) {
-      const partition = Number(row.source.slice(prefix.length));
-      if (Number.isInteger(partition) && /^\d+$/.test(row.position)) storedPositions.set(partition, row.position);
-    }
-    // The client ID names the host and process, so the group's description shows who holds which partitions.
-    const clientId = `keyfence-${hostname()}-${process.pid}`;
-    source = createKafkaSource({ ...settings, clientId, storedPositions, debug: Boolean(process.env.KEYFENCE_DEBUG), log: (m) => process.stderr.write(`keyfence: ${m}\n`) });
-    // A signal that came before the source existed: end the run before reading anything.
-    if (signalled) source.stop();
+    await recordedRun(store, 'kafka', summary, async () => {
+      const storedPositions = new Map<number, string>();
+      const prefix = kafkaCheckpointKey(topic, 0).slice(0, -1);
+      for (const row of await store.query<{ source: string; position: string }>(`SELECT source, position FROM checkpoints WHERE starts_with(source, ?)`, [prefix])) {
+        const partition = Number(row.source.slice(prefix.length));
+        if (Number.isInteger(partition) && /^\d+$/.test(row.position)) storedPositions.set(partition, row.position);
+      }
+      // The client ID names the host and process, so the group's description shows who holds which partitions.
+      const clientId = `keyfence-${hostname()}-${process.pid}`;
+      source = createKafkaSource({ ...settings, clientId, storedPositions, debug: Boolean(process.env.KEYFENCE_DEBUG), log: (m) => process.stderr.write(`keyfence: ${m}\n`) });
+      // A signal that came before the source existed: end the run before reading anything.
+      if (signalled) source.stop();
 
-    // KEYFENCE_DEBUG=1 prints where the time went (decoding in JS versus the store's transactions) on stderr.
-    const timing = { decode: 0, store: 0 };
-    const outcome = await source.consume({
-      prepare: (batch) => {
-        const t0 = performance.now();
-        const decoded = decodeBatch(batch);
-        timing.decode += performance.now() - t0;
-        return decoded;
-      },
-      write: async ({ events, rejections }, batch) => {
-        const t0 = performance.now();
-        const written = await store.writeBatch({
-          runId: summary.runId,
-          events,
-          rejections,
-          checkpoints: [{ source: kafkaCheckpointKey(batch.topic, batch.partition), position: batch.nextOffset }],
-        });
-        countBatch(summary, batch.records.length, written, rejections);
-        timing.store += performance.now() - t0;
-        progress.update(summary.read, null, `${summary.read} read, ${summary.inserted} new`);
-      },
-    });
-    summary.notes = [describeOutcome(outcome)];
-    // Stalled with partitions left behind: everything read is stored, but this run did not finish its share.
-    stalledShort = outcome.reason === 'stalled' && outcome.incomplete.length > 0;
-    if (stalledShort) {
-      summary.errors.push(`stopped waiting with ${topic} partition${outcome.incomplete.length > 1 ? 's' : ''} ${outcome.incomplete.join(', ')} short of the high-water mark seen at start; run again (it resumes)`);
-    }
-    if (process.env.KEYFENCE_DEBUG) process.stderr.write(`keyfence: kafka timing: decode ${(timing.decode / 1000).toFixed(2)} s, store ${(timing.store / 1000).toFixed(2)} s\n`);
-    progress.done();
-    finishTiming(summary, started);
-    await store.finishRun(summary.runId, summary, summary.quarantined > 0 ? 'partial' : 'ok');
-  } catch (e) {
-    progress.done();
-    finishTiming(summary, started);
-    if (summary.runId > 0) await store.finishRun(summary.runId, summary, 'failed').catch(() => undefined);
-    throw e;
+      // KEYFENCE_DEBUG=1 prints where the time went (decoding in JS versus the store's transactions) on stderr.
+      const timing = { decode: 0, store: 0 };
+      const outcome = await source.consume({
+        prepare: (batch) => {
+          const t0 = performance.now();
+          const decoded = decodeBatch(batch);
+          timing.decode += performance.now() - t0;
+          return decoded;
+        },
+        write: async ({ events, rejections }, batch) => {
+          const t0 = performance.now();
+          const written = await store.writeBatch({
+            runId: summary.runId,
+            events,
+            rejections,
+            checkpoints: [{ source: kafkaCheckpointKey(batch.topic, batch.partition), position: batch.nextOffset }],
+          });
+          countBatch(summary, batch.records.length, written, rejections);
+          timing.store += performance.now() - t0;
+          progress.update(summary.read, null, `${summary.read} read, ${summary.inserted} new`);
+        },
+      });
+      summary.notes = [describeOutcome(outcome)];
+      // Stalled with partitions left behind: everything read is stored, but this run did not finish its share.
+      stalledShort = outcome.reason === 'stalled' && outcome.incomplete.length > 0;
+      if (stalledShort) {
+        summary.errors.push(`stopped waiting with ${topic} partition${outcome.incomplete.length > 1 ? 's' : ''} ${outcome.incomplete.join(', ')} short of the high-water mark seen at start; run again (it resumes)`);
+      }
+      if (process.env.KEYFENCE_DEBUG) process.stderr.write(`keyfence: kafka timing: decode ${(timing.decode / 1000).toFixed(2)} s, store ${(timing.store / 1000).toFixed(2)} s\n`);
+    }, { started, settle: () => progress.done() });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

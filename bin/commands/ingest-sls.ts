@@ -12,7 +12,7 @@ import type { AuditEvent, IngestSummary, RecordLocation, Rejection } from '../..
 import { parseDuration, parseInstant } from '../../model/window.ts';
 import { Progress, resolveDbPaths } from '../common.ts';
 import { printIngestSummary } from './ingest.ts';
-import { countBatch, emptySummary, finishTiming } from '../../ingest/run-summary.ts';
+import { countBatch, emptySummary, recordedRun } from '../../ingest/run-summary.ts';
 
 export interface IngestSlsOptions {
   sls?: boolean;
@@ -94,24 +94,17 @@ export async function runSlsIngest(opts: IngestSlsOptions, tuning: SlsIngestTuni
   });
   const progress = new Progress(`ingest ${quarantineSource}`);
   try {
-    summary.runId = await store.beginRun('sls');
-    for await (const batch of source.batches()) {
-      const { events, rejections } = decodeSlsBatch(batch, quarantineSource);
-      const written = await store.writeBatch({ runId: summary.runId, events, rejections, checkpoints: [batch.checkpoint] });
-      countBatch(summary, batch.records.length, written, rejections);
-      progress.update(summary.read, null, `${summary.read} read, ${summary.inserted} new, shard ${batch.shardId}`);
-    }
-    summary.skipped = source.stats.skippedShards;
-    const { shards, resumedShards, skippedShards, pulls } = source.stats;
-    summary.notes!.push(`${shards} shard(s): ${resumedShards} resumed from their checkpoint, ${skippedShards} complete (readonly, read to the end before), ${pulls} PullLogs call(s)`);
-    progress.done();
-    finishTiming(summary, started);
-    await store.finishRun(summary.runId, summary, summary.quarantined > 0 ? 'partial' : 'ok');
-  } catch (e) {
-    progress.done();
-    finishTiming(summary, started);
-    if (summary.runId > 0) await store.finishRun(summary.runId, summary, 'failed').catch(() => undefined);
-    throw e;
+    await recordedRun(store, 'sls', summary, async () => {
+      for await (const batch of source.batches()) {
+        const { events, rejections } = decodeSlsBatch(batch, quarantineSource);
+        const written = await store.writeBatch({ runId: summary.runId, events, rejections, checkpoints: [batch.checkpoint] });
+        countBatch(summary, batch.records.length, written, rejections);
+        progress.update(summary.read, null, `${summary.read} read, ${summary.inserted} new, shard ${batch.shardId}`);
+      }
+      summary.skipped = source.stats.skippedShards;
+      const { shards, resumedShards, skippedShards, pulls } = source.stats;
+      summary.notes!.push(`${shards} shard(s): ${resumedShards} resumed from their checkpoint, ${skippedShards} complete (readonly, read to the end before), ${pulls} PullLogs call(s)`);
+    }, { started, settle: () => progress.done() });
   } finally {
     store.close();
   }
