@@ -4,27 +4,12 @@ import { Option, type Command } from 'commander';
 import { QUARANTINE_REASONS } from '../../ingest/store.ts';
 import { EXIT, UsageError } from '../../model/errors.ts';
 import type { IngestSummary } from '../../model/types.ts';
+import type { IngestKafkaOptions } from './ingest-kafka.ts';
+import type { IngestSlsOptions } from './ingest-sls.ts';
 import { action, lazyAction, printJson, withCommonOptions } from '../common.ts';
 
-/** Options of `keyfence ingest` as commander parses them (`--db` repeatable, so a list). */
-export interface IngestCliOptions {
-  db?: string[];
-  json?: boolean;
-  kafka?: string;
-  topic?: string;
-  group?: string;
-  untilCaughtUp?: boolean;
-  follow?: boolean;
-  ssl?: boolean;
-  saslMechanism?: string;
-  saslUsername?: string;
-  sls?: boolean;
-  endpoint?: string;
-  project?: string;
-  logstore?: string;
-  from?: string;
-  to?: string;
-}
+/** Options of `keyfence ingest` as commander parses them (`--db` repeatable, so a list): files, Kafka or SLS. */
+export type IngestCliOptions = IngestKafkaOptions & IngestSlsOptions;
 
 /** How many rejected records the text summary names before pointing at `keyfence quarantine`. */
 const PRINTED_REJECTIONS = 10;
