@@ -163,7 +163,10 @@ export class Store {
         const connection = await instance.connect();
         const store = new Store(instance, connection, list, readOnly);
         if (!readOnly) await store.ensureSchema();
-        else await store.checkSchema();
+        else {
+          await store.checkSchema();
+          await store.hideUnfinishedCleanup();
+        }
         return store;
       }
       const instance = await DuckDBInstance.create(':memory:');
@@ -359,6 +362,21 @@ export class Store {
   async cleanupPending(): Promise<boolean> {
     const rows = await this.query<{ n: number }>(`SELECT count(*) AS n FROM meta WHERE key = ?`, [CLEANUP_PENDING_KEY]);
     return (rows[0]?.n ?? 0) > 0;
+  }
+
+  /**
+   * Read-only, the cleanup cannot be done: when it is pending, `events` is shadowed by a view without the
+   * placeholder rows and with one copy of each event, so analysis reads what the cleanup will leave.
+   */
+  private async hideUnfinishedCleanup(): Promise<void> {
+    const [meta] = await this.query<{ n: number }>(`SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'meta' AND table_catalog = current_database()`);
+    if (!meta?.n || !(await this.cleanupPending())) return;
+    const [db] = await this.query<{ name: string }>(`SELECT current_database() AS name`);
+    const table = `"${db!.name.replaceAll('"', '""')}".main.events`;
+    await this.connection.run(
+      `CREATE TEMP VIEW events AS SELECT * FROM ${table} WHERE source_kind <> ${sqlString(FAST_PATH_MARK.deferred)}
+       QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY rowid) = 1`,
+    );
   }
 
   /** Marks (inside the caller's transaction) that rows just written need `finishInterruptedCleanup`'s work. */
