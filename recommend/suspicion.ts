@@ -448,8 +448,6 @@ export function factsOf(s: SourceUsage): SourceFacts {
   return f;
 }
 
-const dayStartCache = new Map<number, number>();
-
 /** The decimal number written by `count` digits of `text` from `at`, or -1 if one is not a digit. */
 function decimalAt(text: string, at: number, count: number): number {
   let v = 0;
@@ -462,8 +460,10 @@ function decimalAt(text: string, at: number, count: number): number {
 }
 
 /**
- * Date.parse, with a fast path for the `YYYY-MM-DDTHH:MM:SSZ` text analyze writes: the day's start parsed once
- * per day, the time of day added (hours ≤ 23, minutes and seconds ≤ 59; anything else goes to Date.parse).
+ * Date.parse, with a fast path for the `YYYY-MM-DDTHH:MM:SSZ` text analyze writes: the date read as a day
+ * number by arithmetic (months 1–12, days 1–31; Date.parse too lets a day past the month's end run into the
+ * next month, as the arithmetic does), the time of day added (hours ≤ 23, minutes and seconds ≤ 59; anything
+ * else goes to Date.parse). A cache of day starts cost a Map lookup per time, twice per source.
  */
 export function isoMs(text: string): number {
   if (text.length !== 20 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58 || text.charCodeAt(19) !== 90) {
@@ -475,15 +475,19 @@ export function isoMs(text: string): number {
   const hours = decimalAt(text, 11, 2);
   const minutes = decimalAt(text, 14, 2);
   const seconds = decimalAt(text, 17, 2);
-  if (year < 0 || month < 0 || day < 0 || hours < 0 || hours > 23 || minutes < 0 || minutes > 59 || seconds < 0 || seconds > 59) return Date.parse(text);
-  const dayKey = (year * 100 + month) * 100 + day;
-  let start = dayStartCache.get(dayKey);
-  if (start === undefined) {
-    if (dayStartCache.size > 100_000) dayStartCache.clear();
-    start = Date.parse(`${text.slice(0, 10)}T00:00:00Z`);
-    dayStartCache.set(dayKey, start);
-  }
-  return Number.isNaN(start) ? Date.parse(text) : start + hours * 3_600_000 + minutes * 60_000 + seconds * 1000;
+  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31 || hours < 0 || hours > 23 || minutes < 0 || minutes > 59 || seconds < 0 || seconds > 59) return Date.parse(text);
+  return daysFromCivil(year, month, day) * 86_400_000 + hours * 3_600_000 + minutes * 60_000 + seconds * 1000;
+}
+
+/** Days from 1970-01-01 to the proleptic Gregorian date (day may run past the month's end). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  // Years counted from March, so that a leap day ends its year.
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
 }
 
 /** parseAddress with a fast path for the canonical dotted quad that ingest stores. */
