@@ -291,7 +291,7 @@ function disjointV4Lookup(prefixes: readonly Prefix[]): ((family: IpFamily, valu
 }
 
 function evidenceFor(prefixes: Prefix[], admitted: Candidate[]): Evidence[] {
-  const acc = prefixes.map(() => ({ calls: 0, days: 0, firstSeen: '', lastSeen: '', addresses: new Set<string>(), keys: new Set<string>() }));
+  const acc = prefixes.map(() => ({ calls: 0, days: 0, firstSeen: '', lastSeen: '', firstMs: 0, lastMs: 0, firstStrict: false, lastStrict: false, addresses: new Set<string>(), keys: new Set<string>() }));
   const lookup = disjointV4Lookup(prefixes) ?? ((family: IpFamily, value: bigint): number => findPrefix(prefixes, family, value));
   for (const c of admitted) {
     const i = lookup(c.family, c.value);
@@ -299,8 +299,19 @@ function evidenceFor(prefixes: Prefix[], admitted: Candidate[]): Evidence[] {
     const e = acc[i]!;
     e.calls += c.usage.calls;
     e.days = Math.max(e.days, c.usage.days);
-    if (!e.firstSeen || c.usage.firstSeen < e.firstSeen) e.firstSeen = c.usage.firstSeen;
-    if (!e.lastSeen || c.usage.lastSeen > e.lastSeen) e.lastSeen = c.usage.lastSeen;
+    // The earliest first and latest last seen as text; where both sides are strict ISO text, their
+    // milliseconds order them the same way without reading either string.
+    const f = factsOf(c.usage);
+    if (!e.firstSeen || (f.strictTimes && e.firstStrict ? f.firstMs < e.firstMs : c.usage.firstSeen < e.firstSeen)) {
+      e.firstSeen = c.usage.firstSeen;
+      e.firstMs = f.firstMs;
+      e.firstStrict = f.strictTimes;
+    }
+    if (!e.lastSeen || (f.strictTimes && e.lastStrict ? f.lastMs > e.lastMs : c.usage.lastSeen > e.lastSeen)) {
+      e.lastSeen = c.usage.lastSeen;
+      e.lastMs = f.lastMs;
+      e.lastStrict = f.strictTimes;
+    }
     e.addresses.add(c.usage.ip);
     e.keys.add(c.key);
   }

@@ -421,6 +421,12 @@ interface SourceFacts {
   address: Address | null;
   firstMs: number;
   lastMs: number;
+  /**
+   * firstSeen and lastSeen are both `YYYY-MM-DDTHH:MM:SSZ` naming a real second (what analyze writes): compared
+   * with other such text, firstMs and lastMs order them exactly as the text does (a number compare instead of a
+   * read into each string).
+   */
+  strictTimes: boolean;
 }
 
 /**
@@ -441,7 +447,15 @@ export function factsOf(s: SourceUsage): SourceFacts {
   if (kept) return kept;
   let f = frozenFactsCache.get(s);
   if (f) return f;
-  f = { address: addressOf(s.ip), firstMs: isoMs(s.firstSeen), lastMs: isoMs(s.lastSeen) };
+  const firstMs = strictIsoMs(s.firstSeen);
+  const lastMs = strictIsoMs(s.lastSeen);
+  const strictTimes = !Number.isNaN(firstMs) && !Number.isNaN(lastMs);
+  f = {
+    address: addressOf(s.ip),
+    firstMs: Number.isNaN(firstMs) ? Date.parse(s.firstSeen) : firstMs,
+    lastMs: Number.isNaN(lastMs) ? Date.parse(s.lastSeen) : lastMs,
+    strictTimes,
+  };
   if (keepParsed(s, f)) return f;
   if (Object.isExtensible(s)) Object.defineProperty(s, FACTS, { value: f, enumerable: false });
   else frozenFactsCache.set(s, f);
@@ -459,15 +473,22 @@ function decimalAt(text: string, at: number, count: number): number {
   return v;
 }
 
-/**
- * Date.parse, with a fast path for the `YYYY-MM-DDTHH:MM:SSZ` text analyze writes: the date read as a day
- * number by arithmetic (months 1–12, days 1–31; Date.parse too lets a day past the month's end run into the
- * next month, as the arithmetic does), the time of day added (hours ≤ 23, minutes and seconds ≤ 59; anything
- * else goes to Date.parse). A cache of day starts cost a Map lookup per time, twice per source.
- */
+/** Date.parse, with a fast path for the `YYYY-MM-DDTHH:MM:SSZ` text analyze writes (`strictIsoMs`). */
 export function isoMs(text: string): number {
+  const ms = strictIsoMs(text);
+  return Number.isNaN(ms) ? Date.parse(text) : ms;
+}
+
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * Date.parse of `YYYY-MM-DDTHH:MM:SSZ` text naming a real second (month 1–12, a day of that month, hours ≤ 23,
+ * minutes and seconds ≤ 59), read by arithmetic; NaN for any other text. Two such texts compare as text
+ * exactly as their values compare.
+ */
+export function strictIsoMs(text: string): number {
   if (text.length !== 20 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58 || text.charCodeAt(19) !== 90) {
-    return Date.parse(text);
+    return NaN;
   }
   const year = decimalAt(text, 0, 4);
   const month = decimalAt(text, 5, 2);
@@ -475,11 +496,13 @@ export function isoMs(text: string): number {
   const hours = decimalAt(text, 11, 2);
   const minutes = decimalAt(text, 14, 2);
   const seconds = decimalAt(text, 17, 2);
-  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31 || hours < 0 || hours > 23 || minutes < 0 || minutes > 59 || seconds < 0 || seconds > 59) return Date.parse(text);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hours < 0 || hours > 23 || minutes < 0 || minutes > 59 || seconds < 0 || seconds > 59) return NaN;
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > MONTH_DAYS[month - 1]! + (leap ? 1 : 0)) return NaN;
   return daysFromCivil(year, month, day) * 86_400_000 + hours * 3_600_000 + minutes * 60_000 + seconds * 1000;
 }
 
-/** Days from 1970-01-01 to the proleptic Gregorian date (day may run past the month's end). */
+/** Days from 1970-01-01 to the proleptic Gregorian date. */
 function daysFromCivil(year: number, month: number, day: number): number {
   // Years counted from March, so that a leap day ends its year.
   const y = month <= 2 ? year - 1 : year;
