@@ -266,6 +266,43 @@ function isLeaseChain(spans: ReadonlyArray<readonly [number, number]>): boolean 
   return true;
 }
 
+/**
+ * `isLeaseChain` over the spans (firstMs[order[i]], lastMs[order[i]]) for i in [from, to), without an array
+ * per span: the spans ordered by start with ties in their given order (as the stable sort there), as indexes.
+ */
+function isLeaseChainAt(firstMs: readonly number[], lastMs: readonly number[], order: readonly number[], from: number, to: number): boolean {
+  const n = to - from;
+  if (n <= 0) return false;
+  const starts = new Float64Array(n);
+  const ends = new Float64Array(n);
+  let first = Infinity;
+  let last = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const start = firstMs[order[from + i]!]!;
+    const end = lastMs[order[from + i]!]!;
+    // A time that is not a number would make the sorts below differ from isLeaseChain's: leave it to it.
+    if (Number.isNaN(start) || Number.isNaN(end)) return isLeaseChain(spansAt(firstMs, lastMs, order, from, to));
+    starts[i] = start;
+    ends[i] = end;
+    if (start < first) first = start;
+    if (end > last) last = end;
+  }
+  if (last - first <= SUSPICION_THRESHOLDS.poolMemberMaxDays * DAY_MS) return false;
+  const lengths = new Float64Array(n);
+  for (let i = 0; i < n; i++) lengths[i] = ends[i]! - starts[i]!;
+  lengths.sort();
+  if (lengths[Math.floor(n / 2)]! < DAY_MS) return false;
+  const byStart = Array.from({ length: n }, (_, i) => i).sort((a, b) => starts[a]! - starts[b]! || a - b);
+  for (let i = 1; i < n; i++) if (starts[byStart[i]!]! < ends[byStart[i - 1]!]! - 3_600_000) return false;
+  return true;
+}
+
+function spansAt(firstMs: readonly number[], lastMs: readonly number[], order: readonly number[], from: number, to: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let i = from; i < to; i++) out.push([firstMs[order[i]!]!, lastMs[order[i]!]!]);
+  return out;
+}
+
 /** Pool blocks over every key's rotating addresses, by scope ('' public, else the VPC ID) and family. */
 export interface PoolIndex {
   blocks: Map<string, PoolBlock[]>;
@@ -330,13 +367,8 @@ export function buildPoolIndex(profiles: readonly KeyProfile[]): PoolIndex {
         if (to === 0 || all[to - 1] !== all[to]) members++;
         keys.add(allKeys[to]!);
       }
-      const spans = (): Array<[number, number]> => {
-        const out: Array<[number, number]> = [];
-        for (let i = from; i < to; i++) out.push([m.firstMs[order[i]!]!, m.lastMs[order[i]!]!]);
-        return out;
-      };
       // One key's line, one address at a time: its lease pool is wider than the leases seen.
-      const block = scope === '' && keys.size === 1 && isLeaseChain(spans()) ? widenToEvidence(p, sorted, T.poolGroupPrefix[family]) : p;
+      const block = scope === '' && keys.size === 1 && isLeaseChainAt(m.firstMs, m.lastMs, order, from, to) ? widenToEvidence(p, sorted, T.poolGroupPrefix[family]) : p;
       const blockEnd = block.base + (1n << BigInt(FAMILY_BITS[family] - block.length));
       list.push({ ...block, end: blockEnd, scope, members, keys: [...keys].sort(), siblings: [], leaseLine: block !== p });
     }
