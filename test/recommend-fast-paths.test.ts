@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PublicSourceRecord, VpcSourceRecord, keepParsed, readParsed } from '../model/source-usage.ts';
-import { addressSortKey, factsOf, isoMs, sortByAddress } from '../recommend/suspicion.ts';
+import { addressSortKey, factsOf, isoMs, sortByAddress, strictIsoMs } from '../recommend/suspicion.ts';
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 
@@ -29,6 +29,36 @@ describe('isoMs', () => {
     for (const text of ['2026-11-01T10:00:00.500Z', '2026-11-01T10:00:00+08:00', '2026-11-01', 'x026-11-01T10:00:00Z', '2026-11-01T10:0a:00Z', '']) {
       expect(Object.is(isoMs(text), Date.parse(text))).toBe(true);
     }
+  });
+});
+
+describe('strictIsoMs', () => {
+  const strictText = fc
+    .tuple(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 61 }), fc.integer({ min: 0, max: 61 }))
+    .map(([y, mo, d, h, mi, s]) => `${pad(y, 4)}-${pad(mo, 2)}-${pad(d, 2)}T${pad(h, 2)}:${pad(mi, 2)}:${pad(s, 2)}Z`);
+
+  it('is a number only for text naming a real second (then equal to Date.parse), NaN otherwise', () => {
+    fc.assert(
+      fc.property(strictText, (text) => {
+        const real = Date.parse(text);
+        const roundTrips = !Number.isNaN(real) && new Date(real).toISOString().replace('.000Z', 'Z') === text;
+        expect(Object.is(strictIsoMs(text), roundTrips ? real : NaN)).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
+    for (const other of ['2026-11-01T10:00:00.500Z', '2026-11-01T10:00:00+08:00', '2026-11-01', ' 2026-11-01T10:00:00Z', '']) expect(strictIsoMs(other)).toBeNaN();
+  });
+
+  it('orders two strict texts as their text order does', () => {
+    fc.assert(
+      fc.property(strictText, strictText, (a, b) => {
+        const ma = strictIsoMs(a);
+        const mb = strictIsoMs(b);
+        fc.pre(!Number.isNaN(ma) && !Number.isNaN(mb));
+        expect(Math.sign(ma - mb)).toBe(a < b ? -1 : a > b ? 1 : 0);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 
