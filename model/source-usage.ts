@@ -24,20 +24,10 @@ class ParsedSlot {
 export const readParsed = (usage: object): unknown => ParsedSlot.read(usage);
 export const keepParsed = (usage: object, parsed: unknown): boolean => ParsedSlot.write(usage, parsed);
 
-// Fields in the order JSON shows them (the order analyze/profiles.ts always wrote them in).
+// The fields come from the interfaces (declaration merging); the constructors assign them in the order JSON
+// shows them (the order analyze/profiles.ts always wrote them in).
+export interface PublicSourceRecord extends SourceUsage {}
 export class PublicSourceRecord extends ParsedSlot implements SourceUsage {
-  ip: string;
-  family: IpFamily;
-  calls: number;
-  days: number;
-  firstSeen: string;
-  lastSeen: string;
-  errorCalls: number;
-  deniedCalls: number;
-  sensitiveCalls: number;
-  services: string[];
-  userAgents: string[];
-
   constructor(ip: string, family: IpFamily, calls: number, days: number, firstSeen: string, lastSeen: string, errorCalls: number, deniedCalls: number, sensitiveCalls: number, services: string[], userAgents: string[]) {
     super();
     this.ip = ip;
@@ -54,20 +44,8 @@ export class PublicSourceRecord extends ParsedSlot implements SourceUsage {
   }
 }
 
+export interface VpcSourceRecord extends VpcSourceUsage {}
 export class VpcSourceRecord extends ParsedSlot implements VpcSourceUsage {
-  vpcId: string;
-  ip: string;
-  family: IpFamily;
-  calls: number;
-  days: number;
-  firstSeen: string;
-  lastSeen: string;
-  errorCalls: number;
-  deniedCalls: number;
-  sensitiveCalls: number;
-  services: string[];
-  userAgents: string[];
-
   constructor(vpcId: string, ip: string, family: IpFamily, calls: number, days: number, firstSeen: string, lastSeen: string, errorCalls: number, deniedCalls: number, sensitiveCalls: number, services: string[], userAgents: string[]) {
     super();
     this.vpcId = vpcId;
