@@ -21,6 +21,7 @@ import {
   type RawRecord,
 } from './sources/file.ts';
 import type { AuditEvent, IngestSummary, RecordLocation, Rejection, RejectionReason } from '../model/types.ts';
+import { StoreError } from '../model/errors.ts';
 
 export interface IngestFilesOptions {
   onProgress?: (doneBytes: number, totalBytes: number) => void;
@@ -349,6 +350,7 @@ async function fastPathGroup(
     for (const f of files) fileDone(options, f, 'fast');
     return [];
   } catch (e) {
+    if (e instanceof StoreError) throw e;
     const reason = ((e as Error).message.split('\n')[0] ?? '').slice(0, 200);
     if (process.env.KEYFENCE_DEBUG) process.stderr.write(`fast path declined ${files.map((f) => f.path).join(', ')}: ${reason}\n`);
     if (files.length === 1) {
@@ -452,7 +454,8 @@ async function fastPathTransaction(
     return { total, deferredCount, blank, events: events.length, insertedDeferred, rejections };
   });
   if (process.env.KEYFENCE_TEST_CRASH === 'after-fast-commit') process.kill(process.pid, 'SIGKILL');
-  // The cleanup: placeholder rows and every copy of an event but the first stored one.
+  // The cleanup: placeholder rows and every copy of an event but the first stored one. The group is committed
+  // by now: a failure here is the store's, not the files' (no retry file by file), and the next run finishes it.
   const removed = await store.transaction(async () => {
     await store.run(`DELETE FROM events WHERE source_kind = ${deferredMark}`);
     const repeats = await store.deleteCount(`DELETE FROM events WHERE rowid IN (
@@ -463,6 +466,11 @@ async function fastPathTransaction(
     await store.run(`DROP TABLE ${REPEATED}`);
     await store.run(`DELETE FROM meta WHERE key = ?`, [CLEANUP_PENDING_KEY]);
     return repeats;
+  }).catch((e: unknown) => {
+    throw new StoreError(`the files were stored, but removing their placeholder rows and repeated events failed: ${(e as Error).message}`, {
+      cause: e,
+      hint: 'run the same ingest again: it finishes the cleanup before reading anything',
+    });
   });
   lap('cleaned up');
   const written = committed.total - committed.deferredCount + committed.insertedDeferred;
