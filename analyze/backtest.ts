@@ -9,7 +9,7 @@ import { isoSeconds } from '../model/window.ts';
 import type { Store } from '../ingest/store.ts';
 import { recommend, DEFAULT_RECOMMEND_OPTIONS } from '../recommend/proposal.ts';
 import { decideRows, keysWithDenials, leakJudgeFromRows, simulate, type DeniedSource, type SimulationReport, type SourceJudge } from '../recommend/simulate.ts';
-import { buildProfiles, loadProfiles, type SourceAggregateRow } from './profiles.ts';
+import { buildProfiles, GROUP_SELECT, loadProfiles, scopeSql, type SourceAggregateRow } from './profiles.ts';
 import { activeDaysSql, decimalIn, forEachWireRow, keyKindAt, loadReplayRows, sourceKindAt } from './replay.ts';
 import { sqlString } from '../ingest/store.ts';
 import { SENSITIVE_APIS } from '../model/acl-rules.ts';
@@ -220,19 +220,15 @@ const PROFILE_SEPARATORS = /[\x1d-\x1f]/;
  * (never seen), `loadProfiles` answers instead, as it reads such values its own way.
  */
 export async function loadTrainingProfiles(store: Store, window: TimeWindow): Promise<KeyProfile[]> {
-  const blank = (column: string) => `CASE WHEN key_kind = 'sts' OR source_kind NOT IN ('public', 'vpc') THEN NULL ELSE ${column} END`;
   const iso = (x: string) => `strftime(${x}, '%Y-%m-%dT%H:%M:%SZ')`;
   const aggregate = `
-SELECT access_key_id, key_kind, source_kind, ${blank('source_ip')} AS source_ip, ${blank('ip_family')} AS ip_family, ${blank('vpc_id')} AS vpc_id, exempt,
+SELECT ${GROUP_SELECT},
   count(*) AS calls, ${activeDaysSql(window)} AS days, min(event_time) AS first_seen, max(event_time) AS last_seen,
   count(error_code) AS error_calls, count_if(acl_denied) AS denied_calls,
   count_if(list_contains([${SENSITIVE_APIS.map(sqlString).join(', ')}], event_name)) AS sensitive_calls,
   max(identity_type) AS identity_type, max(user_name) AS user_name, max(account_id) AS account_id
 FROM events
-WHERE access_key_id IS NOT NULL
-  AND event_time >= CAST(${sqlString(window.from)} AS TIMESTAMP)
-  AND event_time < CAST(${sqlString(window.to)} AS TIMESTAMP)
-  AND key_kind = 'permanent'
+WHERE ${scopeSql({ window })}
 GROUP BY ALL`;
   const fields = [
     'key_kind', 'source_kind', "coalesce(source_ip, '')", "coalesce(CAST(ip_family AS VARCHAR), '')", "coalesce(vpc_id, '')",

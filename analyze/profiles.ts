@@ -60,7 +60,8 @@ export interface ProfileQuery {
 }
 
 /** The events in scope: an AccessKey, inside [from, to), permanent keys or the keys named. */
-function scopeSql(query: ProfileQuery): string {
+/** The calls a profile query reads: with an AccessKey ID, in the window, of the keys asked for (default: permanent keys). */
+export function scopeSql(query: ProfileQuery): string {
   const keyFilter = query.keys && query.keys.length > 0 ? `access_key_id IN (${query.keys.map(sqlString).join(', ')})` : `key_kind = 'permanent'`;
   return `access_key_id IS NOT NULL
   AND event_time >= CAST(${sqlString(query.window.from)} AS TIMESTAMP)
@@ -70,7 +71,8 @@ function scopeSql(query: ProfileQuery): string {
 
 const blankUnlessAddress = (column: string) => `CASE WHEN key_kind = 'sts' OR source_kind NOT IN ('public', 'vpc') THEN NULL ELSE ${column} END`;
 
-const GROUP_SELECT = `access_key_id, key_kind, source_kind,
+/** A source's identity in the aggregate: key, kinds, address, VPC and exempt flag (addresses only for ACL material). */
+export const GROUP_SELECT = `access_key_id, key_kind, source_kind,
     ${blankUnlessAddress('source_ip')} AS source_ip,
     ${blankUnlessAddress('ip_family')} AS ip_family,
     ${blankUnlessAddress('vpc_id')} AS vpc_id,
