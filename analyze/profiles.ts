@@ -5,6 +5,7 @@ import { SENSITIVE_APIS } from '../model/acl-rules.ts';
 import type { IpFamily, KeyKind, KeyProfile, SourceKind, SourceUsage, TimeWindow, VpcSourceUsage } from '../model/types.ts';
 import { PublicSourceRecord, VpcSourceRecord } from '../model/source-usage.ts';
 import { sqlString, type Store } from '../ingest/store.ts';
+import { decimalIn } from './wire-text.ts';
 
 /** At most this many distinct service names are kept per source (sorted, first N). */
 export const SERVICES_CAP = 20;
@@ -438,18 +439,6 @@ const FIELD_TO = new Int32Array(WIRE_FIELDS);
 function indexOrEnd(text: string, separator: string, from: number): number {
   const i = text.indexOf(separator, from);
   return i < 0 ? text.length : i;
-}
-
-/** Number(text.slice(from, to)), reading plain digits in place (other text goes to Number). */
-function decimalIn(text: string, from: number, to: number): number {
-  if (to <= from || to - from > 15) return Number(text.slice(from, to));
-  let value = 0;
-  for (let i = from; i < to; i++) {
-    const d = text.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return Number(text.slice(from, to));
-    value = value * 10 + d;
-  }
-  return value;
 }
 
 /**

@@ -2,10 +2,11 @@
 // calls, first/last seen and active days. Matching against prefixes then happens once per distinct source
 // (recommend/simulate.ts), never once per event.
 import { sqlString, type Store } from '../ingest/store.ts';
-import type { KeyKind, SourceKind, TimeWindow } from '../model/types.ts';
+import type { TimeWindow } from '../model/types.ts';
 import { SENSITIVE_APIS } from '../model/acl-rules.ts';
 import type { SourceAggregate } from '../recommend/simulate.ts';
 import { hasRollup, loadRollupLastSeen } from './rollup.ts';
+import { decimalIn, forEachWireRow, keyKindAt, sourceKindAt } from './wire-text.ts';
 
 /** STS keys are folded into one pseudo key: each session has its own ID, and none is ever governed. */
 export const STS_KEY_PLACEHOLDER = 'STS.*';
@@ -63,8 +64,6 @@ export function activeDaysSql(window: TimeWindow): string {
   return `bit_count(bit_or(CAST(1 AS ${mask}) << CAST(CAST(event_time AS DATE) - ${firstDay} AS ${mask})))`;
 }
 
-const FIELD = 0x1f;
-const RECORD = 0x1e;
 /** Fields per row in a key's text (the key ID is the row's own column). */
 const WIRE_FIELDS = 12;
 
@@ -111,60 +110,6 @@ function readWire(accessKeyId: string | null, wire: string, out: SourceAggregate
       lastSeen: wire.slice(at[11], end),
     });
   });
-}
-
-const fieldStarts = new Int32Array(64);
-
-/**
- * Walks rows of `fields` fields (\x1f between fields, \x1e between rows) in place: `visit` gets the offset
- * where each field starts (field i ends at starts[i + 1] - 1, the last one at `end`). Returns the rows read,
- * or -1 at the first row with another number of fields.
- */
-export function forEachWireRow(wire: string, fields: number, visit: (starts: Int32Array, end: number) => void): number {
-  let rows = 0;
-  const length = wire.length;
-  const at = fieldStarts;
-  for (let start = 0; start <= length; ) {
-    let field = 0;
-    at[0] = start;
-    let i = start;
-    for (; i < length; i++) {
-      const c = wire.charCodeAt(i);
-      if (c === FIELD) {
-        if (++field >= fields) return -1;
-        at[field] = i + 1;
-      } else if (c === RECORD) break;
-    }
-    if (field !== fields - 1) return -1;
-    visit(at, i);
-    rows++;
-    start = i + 1;
-  }
-  return rows;
-}
-
-const KEY_KINDS = ['permanent', 'sts', 'none'] as const satisfies readonly KeyKind[];
-const SOURCE_KINDS = ['public', 'vpc', 'internal', 'service', 'invalid'] as const satisfies readonly SourceKind[];
-
-/** The kind literal equal to wire[from, to), or that text (an unknown kind stays what the store holds). */
-export function literalAt<T extends string>(literals: readonly T[], wire: string, from: number, to: number): T {
-  for (const k of literals) if (k.length === to - from && wire.startsWith(k, from)) return k;
-  return wire.slice(from, to) as T;
-}
-
-export const keyKindAt = (wire: string, from: number, to: number): KeyKind => literalAt(KEY_KINDS, wire, from, to);
-export const sourceKindAt = (wire: string, from: number, to: number): SourceKind => literalAt(SOURCE_KINDS, wire, from, to);
-
-/** Number(wire.slice(from, to)), reading plain digits in place. */
-export function decimalIn(wire: string, from: number, to: number): number {
-  if (to <= from || to - from > 15) return Number(wire.slice(from, to));
-  let value = 0;
-  for (let i = from; i < to; i++) {
-    const d = wire.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return Number(wire.slice(from, to));
-    value = value * 10 + d;
-  }
-  return value;
 }
 
 /** Last call per permanent key over the whole store, pruned history (the rollup) included (dormancy). */
