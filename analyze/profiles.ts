@@ -1,11 +1,12 @@
 // Per-AccessKey source profiles: one aggregate SQL pass over the events (the part an engine such as SLS can
 // compute remotely), then a pure fold of its rows into KeyProfile records (the part every engine shares).
 import { parseAddress } from '../model/address.ts';
+import { isoFromEpochSeconds } from '../model/window.ts';
 import { SENSITIVE_APIS } from '../model/acl-rules.ts';
 import type { IpFamily, KeyKind, KeyProfile, SourceKind, SourceUsage, TimeWindow, VpcSourceUsage } from '../model/types.ts';
 import { PublicSourceRecord, VpcSourceRecord } from '../model/source-usage.ts';
 import { sqlString, type Store } from '../ingest/store.ts';
-import { decimalIn } from './wire-text.ts';
+import { decimalIn, sourceKindAt } from './wire-text.ts';
 
 /** At most this many distinct service names are kept per source (sorted, first N). */
 export const SERVICES_CAP = 20;
@@ -231,12 +232,13 @@ const CLEAN_SQL = (x: string): string => `translate(${x}, chr(29) || chr(30) || 
 function wireSql(aggregateSql: string, servicesAsMask: boolean, cleanEverything: boolean): string {
   const clean = CLEAN_SQL;
   const text = (x: string) => (cleanEverything ? `coalesce(${clean(x)}, '')` : `coalesce(${x}, '')`);
-  const iso = (x: string) => `strftime(${x}, '%Y-%m-%dT%H:%M:%SZ')`;
+  // Whole seconds since 1970: text JavaScript turns into numbers and ISO text for less than strftime costs.
+  const seconds = (x: string) => `epoch_ms(date_trunc('second', ${x})) // 1000`;
   const items = (x: string) => `array_to_string(list_transform(list_filter(${x}, v -> v IS NOT NULL), v -> ${clean('v')}), chr(29))`;
   const fields = [
     'source_kind', text('source_ip'), `coalesce(CAST(ip_family AS VARCHAR), '')`, text('vpc_id'),
     `CASE WHEN exempt THEN '1' ELSE '' END`,
-    'calls', 'days', iso('first_seen'), iso('last_seen'), 'error_calls', 'denied_calls', 'sensitive_calls',
+    'calls', 'days', seconds('first_seen'), seconds('last_seen'), 'error_calls', 'denied_calls', 'sensitive_calls',
     servicesAsMask ? `coalesce(services, '')` : items('services'),
     // user agents as `calls agent` items, cleaned in the aggregate (a NULL agent is an empty agent)
     `coalesce(user_agent_items, '')`,
@@ -287,8 +289,8 @@ function parseWireKey(key: WireKey, identity: KeyIdentity, services: (field: str
       exempt: f[4] === '1',
       calls: Number(f[5]),
       days: Number(f[6]),
-      firstSeen: f[7]!,
-      lastSeen: f[8]!,
+      firstSeen: isoFromEpochSeconds(Number(f[7])),
+      lastSeen: isoFromEpochSeconds(Number(f[8])),
       errorCalls: Number(f[9]),
       deniedCalls: Number(f[10]),
       sensitiveCalls: Number(f[11]),
@@ -436,6 +438,36 @@ function foldWireKeys(keys: readonly WireKey[], read: WireRead): KeyProfile[] | 
 const FIELD_FROM = new Int32Array(WIRE_FIELDS);
 const FIELD_TO = new Int32Array(WIRE_FIELDS);
 
+/** Where the agent of a one-agent user-agent field (`calls agent`) starts; `from` when the field has several. */
+function singleAgentAt(wire: string, from: number, to: number): number {
+  const space = wire.indexOf(' ', from);
+  if (space < 0 || space >= to) return from;
+  for (let i = space + 1; i < to; i++) if (wire.charCodeAt(i) === 0x1d) return from;
+  return space + 1;
+}
+
+/** The list read from the last field of one kind, and that field's text (where in the wire it is). */
+class PreviousField {
+  #wire = '';
+  #from = 0;
+  #to = -1;
+  list: string[] = [];
+
+  /** Whether wire[from, to) is the same text as the field the list was read from. */
+  holds(wire: string, from: number, to: number): boolean {
+    if (to - from !== this.#to - this.#from || wire !== this.#wire) return false;
+    for (let i = 0; i < to - from; i++) if (wire.charCodeAt(from + i) !== wire.charCodeAt(this.#from + i)) return false;
+    return true;
+  }
+
+  keep(wire: string, from: number, to: number, list: string[]): void {
+    this.#wire = wire;
+    this.#from = from;
+    this.#to = to;
+    this.list = list;
+  }
+}
+
 function indexOrEnd(text: string, separator: string, from: number): number {
   const i = text.indexOf(separator, from);
   return i < 0 ? text.length : i;
@@ -451,13 +483,15 @@ function foldWireKey(key: WireKey, identity: KeyIdentity, services: (field: stri
   const keyKind = KEY_KINDS.get(key.key_kind) ?? (key.key_kind as KeyKind);
   const sts = keyKind === 'sts';
   const profile = emptyProfile(key.access_key_id, keyKind, identity, '', '');
-  let firstSeen: string | null = null;
-  let lastSeen: string | null = null;
+  let firstSeen = Infinity;
+  let lastSeen = -Infinity;
   // Fields are read in place (offsets into the text), not split into a list of strings per row: only the
   // texts a source keeps are cut out. The checks are `parseWireKey`'s: rows and fields per row counted.
   const wire = key.wire;
   const from = FIELD_FROM;
   const to = FIELD_TO;
+  const previousServices = new PreviousField();
+  const previousAgents = new PreviousField();
   let rows = 0;
   for (let start = 0; ; ) {
     const recordEnd = indexOrEnd(wire, RECORD, start);
@@ -476,41 +510,47 @@ function foldWireKey(key: WireKey, identity: KeyIdentity, services: (field: stri
     if (to[4]! - from[4]! === 1 && wire.charCodeAt(from[4]!) === 49) return undefined;
     const calls = decimalIn(wire, from[5]!, to[5]!);
     const deniedCalls = decimalIn(wire, from[10]!, to[10]!);
-    const first = wire.slice(from[7], to[7]);
-    const last = wire.slice(from[8], to[8]);
-    if (firstSeen === null || first < firstSeen) firstSeen = first;
-    if (lastSeen === null || last > lastSeen) lastSeen = last;
+    const firstSecond = decimalIn(wire, from[7]!, to[7]!);
+    const lastSecond = decimalIn(wire, from[8]!, to[8]!);
+    if (firstSecond < firstSeen) firstSeen = firstSecond;
+    if (lastSecond > lastSeen) lastSeen = lastSecond;
     profile.totalCalls += calls;
     profile.deniedCalls += deniedCalls;
-    const sourceKind = wire.slice(from[0], to[0]);
+    const sourceKind = sourceKindAt(wire, from[0]!, to[0]!);
     const ip = wire.slice(from[1], to[1]);
     const familyChar = to[2]! - from[2]! === 1 ? wire.charCodeAt(from[2]!) : 0;
     const family = familyChar === 52 ? 4 : familyChar === 54 ? 6 : null;
-    const vpcId = wire.slice(from[3], to[3]);
+    const vpcId = sourceKind === 'vpc' ? wire.slice(from[3], to[3]) : '';
     if (sts) profile.stsCalls += calls;
     else if (sourceKind === 'internal') profile.internalCalls += calls;
     else if (sourceKind === 'service') profile.serviceCalls += calls;
     else if (!ip || family === null || (sourceKind === 'vpc' && !vpcId)) profile.invalidSourceCalls += calls;
     else {
-      const serviceList = services(wire.slice(from[12], to[12]));
-      const userAgents = rankUserAgents(wire.slice(from[13], to[13]));
+      // Neighbouring sources mostly share their services and user agents: the previous row's lists are
+      // reused (frozen) when the text is the same, rather than a list per source.
+      if (!previousServices.holds(wire, from[12]!, to[12]!)) previousServices.keep(wire, from[12]!, to[12]!, services(wire.slice(from[12], to[12])));
+      // One agent (`calls agent`): the same agent whatever its calls.
+      const agentsFrom = singleAgentAt(wire, from[13]!, to[13]!);
+      if (!previousAgents.holds(wire, agentsFrom, to[13]!)) previousAgents.keep(wire, agentsFrom, to[13]!, Object.freeze(rankUserAgents(wire.slice(from[13], to[13]))) as string[]);
+      const serviceList = previousServices.list;
+      const userAgents = previousAgents.list;
       const days = decimalIn(wire, from[6]!, to[6]!);
       const errorCalls = decimalIn(wire, from[9]!, to[9]!);
       const sensitiveCalls = decimalIn(wire, from[11]!, to[11]!);
       const cappedServices = serviceList.length > SERVICES_CAP ? serviceList.slice(0, SERVICES_CAP) : serviceList;
       const cappedAgents = userAgents.length > USER_AGENTS_CAP ? userAgents.slice(0, USER_AGENTS_CAP) : userAgents;
       if (sourceKind === 'vpc') {
-        profile.vpcSources.push(new VpcSourceRecord(vpcId, ip, family, calls, days, first, last, errorCalls, deniedCalls, sensitiveCalls, cappedServices, cappedAgents));
+        profile.vpcSources.push(new VpcSourceRecord(vpcId, ip, family, calls, days, isoFromEpochSeconds(firstSecond), isoFromEpochSeconds(lastSecond), errorCalls, deniedCalls, sensitiveCalls, cappedServices, cappedAgents, firstSecond, lastSecond));
       } else {
-        profile.publicSources.push(new PublicSourceRecord(ip, family, calls, days, first, last, errorCalls, deniedCalls, sensitiveCalls, cappedServices, cappedAgents));
+        profile.publicSources.push(new PublicSourceRecord(ip, family, calls, days, isoFromEpochSeconds(firstSecond), isoFromEpochSeconds(lastSecond), errorCalls, deniedCalls, sensitiveCalls, cappedServices, cappedAgents, firstSecond, lastSecond));
       }
     }
     if (recordEnd === wire.length) break;
     start = recordEnd + 1;
   }
   if (rows !== key.rows) return null;
-  profile.firstSeen = firstSeen!;
-  profile.lastSeen = lastSeen!;
+  profile.firstSeen = isoFromEpochSeconds(firstSeen);
+  profile.lastSeen = isoFromEpochSeconds(lastSeen);
   sortSources(profile.publicSources);
   sortSources(profile.vpcSources);
   return profile;

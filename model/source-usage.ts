@@ -7,6 +7,24 @@ import type { IpFamily, SourceUsage, VpcSourceUsage } from './types.ts';
 
 class ParsedSlot {
   #parsed: unknown = undefined;
+  // firstSeen and lastSeen as whole seconds since 1970 when the builder knew them (NaN otherwise): a reader
+  // then needs no parse of the text. Whole seconds of this era are small integers, kept in untyped fields (undefined until set) so that V8 stores them without a box.
+  #firstSecond: number | undefined = undefined;
+  #lastSecond: number | undefined = undefined;
+
+  /** firstSeen as seconds since 1970, when the record was built from them; NaN otherwise (and for plain objects). */
+  static firstSecond(usage: object): number {
+    return #firstSecond in usage ? usage.#firstSecond ?? NaN : NaN;
+  }
+
+  static lastSecond(usage: object): number {
+    return #lastSecond in usage ? usage.#lastSecond ?? NaN : NaN;
+  }
+
+  protected setSeconds(first: number, last: number): void {
+    this.#firstSecond = first;
+    this.#lastSecond = last;
+  }
 
   /** What `keepParsed` stored on `usage`, or undefined (also for a plain object, which has no slot). */
   static read(usage: object): unknown {
@@ -23,13 +41,17 @@ class ParsedSlot {
 
 export const readParsed = (usage: object): unknown => ParsedSlot.read(usage);
 export const keepParsed = (usage: object, parsed: unknown): boolean => ParsedSlot.write(usage, parsed);
+/** A record's firstSeen / lastSeen as seconds since 1970 (NaN when not known: parse the text). */
+export const firstSecondOf = (usage: object): number => ParsedSlot.firstSecond(usage);
+export const lastSecondOf = (usage: object): number => ParsedSlot.lastSecond(usage);
 
 // The fields come from the interfaces (declaration merging); the constructors assign them in the order JSON
 // shows them (the order analyze/profiles.ts always wrote them in).
 export interface PublicSourceRecord extends SourceUsage {}
 export class PublicSourceRecord extends ParsedSlot implements SourceUsage {
-  constructor(ip: string, family: IpFamily, calls: number, days: number, firstSeen: string, lastSeen: string, errorCalls: number, deniedCalls: number, sensitiveCalls: number, services: string[], userAgents: string[]) {
+  constructor(ip: string, family: IpFamily, calls: number, days: number, firstSeen: string, lastSeen: string, errorCalls: number, deniedCalls: number, sensitiveCalls: number, services: string[], userAgents: string[], firstSecond = NaN, lastSecond = NaN) {
     super();
+    if (!Number.isNaN(firstSecond)) this.setSeconds(firstSecond, lastSecond);
     this.ip = ip;
     this.family = family;
     this.calls = calls;
@@ -46,8 +68,9 @@ export class PublicSourceRecord extends ParsedSlot implements SourceUsage {
 
 export interface VpcSourceRecord extends VpcSourceUsage {}
 export class VpcSourceRecord extends ParsedSlot implements VpcSourceUsage {
-  constructor(vpcId: string, ip: string, family: IpFamily, calls: number, days: number, firstSeen: string, lastSeen: string, errorCalls: number, deniedCalls: number, sensitiveCalls: number, services: string[], userAgents: string[]) {
+  constructor(vpcId: string, ip: string, family: IpFamily, calls: number, days: number, firstSeen: string, lastSeen: string, errorCalls: number, deniedCalls: number, sensitiveCalls: number, services: string[], userAgents: string[], firstSecond = NaN, lastSecond = NaN) {
     super();
+    if (!Number.isNaN(firstSecond)) this.setSeconds(firstSecond, lastSecond);
     this.vpcId = vpcId;
     this.ip = ip;
     this.family = family;

@@ -22,6 +22,25 @@ export function isoSeconds(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+const dayPrefixes = new Map<number, string>();
+let clockTexts: string[] | null = null;
+
+/**
+ * `isoSeconds` of a whole number of seconds since 1970 (what analyze's aggregate text carries): the day's
+ * `YYYY-MM-DDT` and the second's `HH:MM:SSZ` come from tables, so a million sources cost no Date each.
+ */
+export function isoFromEpochSeconds(seconds: number): string {
+  const day = Math.floor(seconds / 86_400);
+  let prefix = dayPrefixes.get(day);
+  if (prefix === undefined) {
+    if (dayPrefixes.size >= 100_000) dayPrefixes.clear();
+    prefix = isoSeconds(new Date(day * 86_400_000)).slice(0, -9);
+    dayPrefixes.set(day, prefix);
+  }
+  clockTexts ??= Array.from({ length: 86_400 }, (_, s) => isoSeconds(new Date(s * 1000)).slice(-9));
+  return prefix + clockTexts[seconds - day * 86_400]!;
+}
+
 /**
  * The window [from, to) to analyze. `to` defaults to just after the newest event; `from` to `to - lookback`.
  * Explicit `from`/`to` override the lookback.

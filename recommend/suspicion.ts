@@ -3,7 +3,7 @@
 // them to keep leaks out of proposals and to propose pool blocks deliberately; `findings` reports them.
 import { FAMILY_BITS, formatPrefix, maskValue, parseAddress, type Address, type Prefix } from '../model/address.ts';
 import { GUARDRAIL_MIN_PREFIX } from '../model/acl-rules.ts';
-import { keepParsed, readParsed } from '../model/source-usage.ts';
+import { firstSecondOf, keepParsed, lastSecondOf, readParsed } from '../model/source-usage.ts';
 import type { IpFamily, KeyProfile, SourceUsage, TimeWindow } from '../model/types.ts';
 
 const DAY_MS = 86_400_000;
@@ -479,9 +479,12 @@ export function factsOf(s: SourceUsage): SourceFacts {
   if (kept) return kept;
   let f = frozenFactsCache.get(s);
   if (f) return f;
-  const firstMs = strictIsoMs(s.firstSeen);
-  const lastMs = strictIsoMs(s.lastSeen);
-  const strictTimes = !Number.isNaN(firstMs) && !Number.isNaN(lastMs);
+  // A record analyze built knows its times as seconds, and wrote its text from them (isoFromEpochSeconds).
+  const firstSecond = firstSecondOf(s);
+  const known = !Number.isNaN(firstSecond);
+  const firstMs = known ? firstSecond * 1000 : strictIsoMs(s.firstSeen);
+  const lastMs = known ? lastSecondOf(s) * 1000 : strictIsoMs(s.lastSeen);
+  const strictTimes = known ? s.firstSeen.length === 20 && s.lastSeen.length === 20 : !Number.isNaN(firstMs) && !Number.isNaN(lastMs);
   f = {
     address: addressOf(s.ip),
     firstMs: Number.isNaN(firstMs) ? Date.parse(s.firstSeen) : firstMs,

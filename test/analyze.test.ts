@@ -259,6 +259,33 @@ describe('source aggregates (SQL)', () => {
 });
 
 describe('profiles (pure fold)', () => {
+  it('folds the aggregate text into the same profiles as building them from its rows (agents shared or not, VPC, times to the second)', async () => {
+    // No exempt calls: those keys take the rows path anyway. Agents: the same agent with other call counts on
+    // neighbouring sources, several agents on one source, none at all.
+    const events: AuditEvent[] = [];
+    for (let i = 0; i < 600; i++) {
+      const vpc = i % 9 === 0;
+      events.push(ev({
+        accessKeyId: `LTAIfold${i % 4}`,
+        eventTime: new Date(Date.UTC(2026, 9, 6) + ((i * 7919) % 29) * 86_400_000 + ((i * 104_729) % 86_400) * 1000).toISOString().replace('.000Z', 'Z'),
+        sourceIp: vpc ? `172.16.0.${i % 13}` : `198.51.100.${(i * 31) % 40}`,
+        sourceKind: vpc ? 'vpc' : 'public',
+        vpcId: vpc ? `vpc-${i % 2}` : null,
+        userAgent: !vpc && (i * 31) % 40 === 39 ? null : i % 5 === 0 ? `agent-${i % 3}` : 'agent-0',
+        serviceName: `Svc${i % 3}`,
+        errorCode: i % 6 === 0 ? 'E' : null,
+        aclDenied: i % 50 === 0,
+        eventName: i % 10 === 0 ? 'ListUsers' : 'DescribeInstances',
+      }));
+    }
+    const path = await makeDb('fold.duckdb', events);
+    const [folded, rows] = await withStore(path, async (s) => [await loadProfiles(s, { window: WINDOW }), await loadSourceAggregates(s, { window: WINDOW })] as const);
+    expect(folded.length).toBe(4);
+    expect(folded.some((p) => p.publicSources.some((src) => src.userAgents.length > 1))).toBe(true);
+    expect(folded.some((p) => p.publicSources.some((src) => src.userAgents.length === 0))).toBe(true);
+    expect(JSON.parse(JSON.stringify(folded))).toEqual(JSON.parse(JSON.stringify(buildProfiles(rows))));
+  });
+
   it('separates governed, exempt-only and inter-service traffic', async () => {
     const profiles = await withStore(mainDb, (s) => loadProfiles(s, { window: WINDOW }));
     expect(profiles.map((p) => p.accessKeyId)).toEqual(['LTAIalpha', 'LTAIbeta', 'LTAIgamma']);

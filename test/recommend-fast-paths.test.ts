@@ -1,7 +1,8 @@
 // The fast paths recommend takes over every source give the answers of the general code they stand in for.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PublicSourceRecord, VpcSourceRecord, keepParsed, readParsed } from '../model/source-usage.ts';
+import { PublicSourceRecord, VpcSourceRecord, firstSecondOf, keepParsed, lastSecondOf, readParsed } from '../model/source-usage.ts';
+import { isoFromEpochSeconds, isoSeconds } from '../model/window.ts';
 import { addressSortKey, factsOf, isoMs, sortByAddress, strictIsoMs } from '../recommend/suspicion.ts';
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
@@ -116,5 +117,31 @@ describe('source usage records', () => {
     const record = new PublicSourceRecord('203.0.113.7', 4, 3, 2, '2026-11-01T00:00:00Z', '2026-11-02T00:00:00Z', 1, 0, 0, [], []);
     expect(factsOf(record)).toEqual(factsOf({ ...plain }));
     expect(factsOf(record)).toBe(factsOf(record));
+  });
+
+  it('built from seconds (as analyze builds them), look the same and give factsOf the same facts without parsing the text', () => {
+    const first = Date.parse(plain.firstSeen) / 1000;
+    const last = Date.parse(plain.lastSeen) / 1000;
+    const record = new PublicSourceRecord('203.0.113.7', 4, 3, 2, isoFromEpochSeconds(first), isoFromEpochSeconds(last), 1, 0, 0, ['Ecs'], ['sdk'], first, last);
+    expect(JSON.stringify(record)).toBe(JSON.stringify(plain));
+    expect(record).toEqual(plain);
+    expect(firstSecondOf(record)).toBe(first);
+    expect(lastSecondOf(record)).toBe(last);
+    expect(firstSecondOf({ ...plain })).toBeNaN();
+    expect(factsOf(record)).toEqual(factsOf({ ...plain }));
+  });
+});
+
+describe('isoFromEpochSeconds', () => {
+  it('writes what isoSeconds writes for the same instant, before and after 1970, across days and leap years', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -2_208_988_800, max: 4_102_444_799 }), (seconds) => {
+        expect(isoFromEpochSeconds(seconds)).toBe(isoSeconds(new Date(seconds * 1000)));
+      }),
+      { numRuns: 2000 },
+    );
+    for (const text of ['2024-02-29T23:59:59Z', '1969-12-31T23:59:59Z', '1970-01-01T00:00:00Z', '2026-11-23T12:00:01Z']) {
+      expect(isoFromEpochSeconds(Date.parse(text) / 1000)).toBe(text);
+    }
   });
 });
