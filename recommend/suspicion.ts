@@ -116,7 +116,12 @@ function ms(iso: string): number {
   return t;
 }
 
-function groupKey(family: IpFamily, value: bigint, length: number): string {
+/**
+ * The block of `length` holding the value, as a Map or Set key: an IPv4 block as the number of its network bits
+ * (no string, no bigint per source: this runs over every new source), an IPv6 block as text.
+ */
+function groupKey(family: IpFamily, value: bigint, length: number): string | number {
+  if (family === 4 && length <= 24) return Math.floor(Number(value) / 2 ** (32 - length));
   return `${family}|${maskValue(value, family, length).toString(16)}`;
 }
 
@@ -731,7 +736,7 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   const keyEnd = Math.min(ms(profile.lastSeen), window ? ms(window.to) : Infinity);
   const isNew = (s: SourceUsage): boolean => factsOf(s).firstMs >= keyStart + T.newAfterDays * DAY_MS;
   const established = profile.publicSources.filter((s) => !isNew(s));
-  const nearGroups = new Set<string>();
+  const nearGroups = new Set<string | number>();
   for (const s of established) {
     const a = factsOf(s).address;
     if (a) nearGroups.add(groupKey(a.family, a.value, T.nearPrefix[a.family]));
@@ -757,11 +762,11 @@ export function findLeaks(profile: KeyProfile, pools: PoolGuess[], window?: Time
   const shortLived = profile.publicSources.filter((s) => s.days <= T.shortLivedDays).length;
   const rotatingKey = profile.publicSources.length >= 4 && shortLived >= T.rotatingKeyShare * profile.publicSources.length;
   // New addresses arriving together in one block (a NAT's addresses) are judged as one network.
-  const newGroupDaily = new Map<string, number>();
+  const newGroupDaily = new Map<string | number, number>();
   // …and a network stops only when all of its new addresses have: a NAT's addresses take turns.
-  const newGroupLast = new Map<string, number>();
+  const newGroupLast = new Map<string | number, number>();
   // Each new source's network key, by index in publicSources: the loop below reads it again.
-  const networkAt: string[] = [];
+  const networkAt: Array<string | number> = [];
   profile.publicSources.forEach((s, i) => {
     const a = factsOf(s).address;
     if (!a || !isNew(s)) return;
