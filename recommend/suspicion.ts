@@ -483,17 +483,18 @@ type WithFacts = SourceUsage & { [FACTS]?: SourceFacts };
 export function factsOf(s: SourceUsage): SourceFacts {
   const parsed = readParsed(s) as SourceFacts | undefined;
   if (parsed) return parsed;
-  const kept = (s as WithFacts)[FACTS];
-  if (kept) return kept;
-  let f = frozenFactsCache.get(s);
-  if (f) return f;
-  // A record analyze built knows its times as seconds, and wrote its text from them (isoFromEpochSeconds).
+  // A record analyze built knows its times as seconds, and wrote its text from them (isoFromEpochSeconds); it
+  // has the slot, so the other places facts are kept need no look.
   const firstSecond = firstSecondOf(s);
   const known = !Number.isNaN(firstSecond);
+  if (!known) {
+    const kept = (s as WithFacts)[FACTS] ?? frozenFactsCache.get(s);
+    if (kept) return kept;
+  }
   const firstMs = known ? firstSecond * 1000 : strictIsoMs(s.firstSeen);
   const lastMs = known ? lastSecondOf(s) * 1000 : strictIsoMs(s.lastSeen);
   const strictTimes = known ? s.firstSeen.length === 20 && s.lastSeen.length === 20 : !Number.isNaN(firstMs) && !Number.isNaN(lastMs);
-  f = {
+  const f: SourceFacts = {
     address: addressOf(s.ip),
     firstMs: Number.isNaN(firstMs) ? Date.parse(s.firstSeen) : firstMs,
     lastMs: Number.isNaN(lastMs) ? Date.parse(s.lastSeen) : lastMs,
