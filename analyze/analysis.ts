@@ -10,6 +10,8 @@ import { resolveStoreWindow, storeSpan, type WindowRequest } from './window.ts';
 export interface AnalysisRequest extends WindowRequest {
   /** Only these keys. Every one must exist in the store, or the request is a usage error. */
   keys?: string[];
+  /** False: sources carry no user agents, for a cheaper aggregate (`recommend` never reads them). */
+  userAgents?: boolean;
 }
 
 export interface AnalysisResult {
@@ -53,7 +55,7 @@ export async function analyzeStore(store: Store, request: AnalysisRequest, defau
       context: { window },
     });
   }
-  const profiles = await loadProfiles(store, { window, keys });
+  const profiles = await loadProfiles(store, { window, keys, userAgents: request.userAgents });
   const seen = new Set(profiles.map((p) => p.accessKeyId));
   const keysWithoutTraffic = (keys ?? []).filter((k) => !seen.has(k)).map((k) => ({ accessKeyId: k, lastSeen: lastSeen.get(k)! }));
   const sts = keys ? null : await loadStsSummary(store, { window });

@@ -59,6 +59,11 @@ export interface ProfileQuery {
   window: TimeWindow;
   /** Only these keys (any kind). Without it: every permanent key seen in the window. */
   keys?: string[];
+  /**
+   * False: every source's `userAgents` is empty, and the aggregate has one grouping level instead of two
+   * (recommend never reads user agents).
+   */
+  userAgents?: boolean;
 }
 
 /** The events in scope: an AccessKey, inside [from, to), permanent keys or the keys named. */
@@ -176,6 +181,25 @@ function plannedAggregateSql(query: ProfileQuery, plan: AggregatePlan): string {
         'CAST(bit_or(services) AS VARCHAR)',
       ]
     : ['list(DISTINCT service_name)', 'list_sort(list_distinct(flatten(list(services))))'];
+  if (query.userAgents === false) {
+    // One grouping level: the user-agent level only exists to rank agents.
+    const days = plan.dayMask ? `bit_count(${innerDays})` : 'count(DISTINCT CAST(event_time AS DATE))';
+    const services = plan.serviceMask && plan.services ? `CAST(${innerServices} AS VARCHAR)` : 'list_sort(list(DISTINCT service_name))';
+    return `
+SELECT
+  ${GROUP_SELECT},
+  count(*) AS calls,
+  ${days} AS days,
+  min(event_time) AS first_seen, max(event_time) AS last_seen,
+  count(error_code) AS error_calls,
+  count_if(acl_denied) AS denied_calls,
+  count_if(list_contains([${sensitive}], event_name)) AS sensitive_calls,
+  ${services} AS services,
+  '' AS user_agent_items
+FROM events
+WHERE ${scopeSql(query)}
+GROUP BY ALL`;
+  }
   return `
 SELECT
   access_key_id, key_kind, source_kind, source_ip, ip_family, vpc_id, exempt,

@@ -8,7 +8,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../ingest/store.ts';
 import { StoreError, UsageError } from '../model/errors.ts';
-import type { AuditEvent } from '../model/types.ts';
+import type { AuditEvent, KeyProfile } from '../model/types.ts';
+import { DEFAULT_RECOMMEND_OPTIONS, recommend } from '../recommend/proposal.ts';
 import { analyzeStore } from '../analyze/analysis.ts';
 import { buildProfiles, loadProfiles, loadSourceAggregates, loadDailyActivity, loadStsSummary, sourceAggregateSql, type SourceAggregateRow } from '../analyze/profiles.ts';
 import { newestEventTime, resolveStoreWindow } from '../analyze/window.ts';
@@ -45,6 +46,15 @@ function ev(e: Partial<AuditEvent>): AuditEvent {
     aclDenied: false,
     ...e,
   };
+}
+
+/** The profiles with every source's user agents left out. */
+function withoutAgents(profiles: KeyProfile[]): KeyProfile[] {
+  return profiles.map((p) => ({
+    ...p,
+    publicSources: p.publicSources.map((src) => ({ ...src, userAgents: [] })),
+    vpcSources: p.vpcSources.map((src) => ({ ...src, userAgents: [] })),
+  }));
 }
 
 async function makeDb(name: string, events: AuditEvent[]): Promise<string> {
@@ -229,6 +239,8 @@ describe('source aggregates (SQL)', () => {
         errorCode: i % 4 === 0 ? 'E' : null,
       }));
     }
+    // Second calls on a day already counted: days are distinct days, not calls.
+    for (const e of events.filter((_, i) => i % 10 === 0)) events.push({ ...e, eventId: `${e.eventId}-again`, eventTime: e.eventTime.replace(/T(\d\d)/, (_, h: string) => `T${h === '23' ? '22' : '23'}`) });
     const path = await makeDb('reference.duckdb', events);
     await withStore(path, async (s) => {
       for (const window of [
@@ -249,6 +261,9 @@ describe('source aggregates (SQL)', () => {
         const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : 1);
         expect(mine.length).toBeGreaterThan(5);
         expect(mine.sort(byKey)).toEqual(reference.sort(byKey));
+        // One grouping level without user agents (the masks' and the plain lists' forms alike): the same profiles otherwise.
+        const lean = await loadProfiles(s, { window, userAgents: false });
+        expect(JSON.parse(JSON.stringify(lean))).toEqual(JSON.parse(JSON.stringify(withoutAgents(await loadProfiles(s, { window })))));
         // Inter-service sources lose their address before grouping: one row per key, kind and exempt flag.
         const serviceRows = fast.filter((r) => r.sourceKind === 'service');
         expect(serviceRows.length).toBeGreaterThan(0);
@@ -284,6 +299,11 @@ describe('profiles (pure fold)', () => {
     expect(folded.some((p) => p.publicSources.some((src) => src.userAgents.length > 1))).toBe(true);
     expect(folded.some((p) => p.publicSources.some((src) => src.userAgents.length === 0))).toBe(true);
     expect(JSON.parse(JSON.stringify(folded))).toEqual(JSON.parse(JSON.stringify(buildProfiles(rows))));
+    // Without user agents (what recommend asks for): the same profiles with empty agent lists, the same proposal.
+    const lean = await withStore(path, (s) => loadProfiles(s, { window: WINDOW, userAgents: false }));
+    expect(JSON.parse(JSON.stringify(lean))).toEqual(JSON.parse(JSON.stringify(withoutAgents(folded))));
+    const options = { ...DEFAULT_RECOMMEND_OPTIONS, window: WINDOW, generatedAt: WINDOW.to };
+    expect(recommend(lean, options)).toEqual(recommend(folded, options));
   });
 
   it('separates governed, exempt-only and inter-service traffic', async () => {

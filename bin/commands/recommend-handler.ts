@@ -57,7 +57,8 @@ export async function runRecommend(opts: RecommendCliOptions): Promise<number> {
   const store = await Store.open(resolveDbPaths(opts.db), { readOnly: true });
   let proposal: AclProposal;
   try {
-    const analysis = await analyzeStore(store, { since: opts.window, from: opts.from, to: opts.to, keys: opts.key });
+    // A proposal never shows user agents: the aggregate skips them (one grouping level instead of two).
+    const analysis = await analyzeStore(store, { since: opts.window, from: opts.from, to: opts.to, keys: opts.key, userAgents: false });
     proposal = recommend(analysis.profiles, { ...DEFAULT_RECOMMEND_OPTIONS, ...settings, window: analysis.window, generatedAt: isoSeconds(new Date()) });
     for (const k of analysis.keysWithoutTraffic) {
       proposal.warnings = [...(proposal.warnings ?? []), `${k.accessKeyId}: no call in the window (last call ${k.lastSeen}): no ACL proposed`];
