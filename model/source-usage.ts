@@ -7,8 +7,9 @@ import type { IpFamily, SourceUsage, VpcSourceUsage } from './types.ts';
 
 class ParsedSlot {
   #parsed: unknown = undefined;
-  // firstSeen and lastSeen as whole seconds since 1970 when the builder knew them (NaN otherwise): a reader
-  // then needs no parse of the text. Whole seconds of this era are small integers, kept in untyped fields (undefined until set) so that V8 stores them without a box.
+  // firstSeen and lastSeen as whole seconds since 1970 when the builder knew them: a reader then needs no parse
+  // of the text. Whole seconds of this era are small integers, and a field that starts undefined (not NaN, a
+  // double) holds them without a box per record.
   #firstSecond: number | undefined = undefined;
   #lastSecond: number | undefined = undefined;
 

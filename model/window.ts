@@ -30,6 +30,7 @@ let clockTexts: string[] | null = null;
  * `YYYY-MM-DDT` and the second's `HH:MM:SSZ` come from tables, so a million sources cost no Date each.
  */
 export function isoFromEpochSeconds(seconds: number): string {
+  if (!Number.isInteger(seconds)) return isoSeconds(new Date(Math.floor(seconds) * 1000));
   const day = Math.floor(seconds / 86_400);
   let prefix = dayPrefixes.get(day);
   if (prefix === undefined) {
