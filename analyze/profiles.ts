@@ -181,21 +181,20 @@ function plannedAggregateSql(query: ProfileQuery, plan: AggregatePlan): string {
         'CAST(bit_or(services) AS VARCHAR)',
       ]
     : ['list(DISTINCT service_name)', 'list_sort(list_distinct(flatten(list(services))))'];
+  // The per-call counts, over the events of one group.
+  const counts = (days: string, services: string): string => `count(*) AS calls,
+    ${days} AS days,
+    min(event_time) AS first_seen, max(event_time) AS last_seen,
+    count(error_code) AS error_calls,
+    count_if(acl_denied) AS denied_calls,
+    count_if(list_contains([${sensitive}], event_name)) AS sensitive_calls,
+    ${services} AS services`;
   if (query.userAgents === false) {
     // One grouping level: the user-agent level only exists to rank agents.
     const days = plan.dayMask ? `bit_count(${innerDays})` : 'count(DISTINCT CAST(event_time AS DATE))';
     const services = plan.serviceMask && plan.services ? `CAST(${innerServices} AS VARCHAR)` : 'list_sort(list(DISTINCT service_name))';
     return `
-SELECT
-  ${GROUP_SELECT},
-  count(*) AS calls,
-  ${days} AS days,
-  min(event_time) AS first_seen, max(event_time) AS last_seen,
-  count(error_code) AS error_calls,
-  count_if(acl_denied) AS denied_calls,
-  count_if(list_contains([${sensitive}], event_name)) AS sensitive_calls,
-  ${services} AS services,
-  '' AS user_agent_items
+SELECT ${GROUP_SELECT}, ${counts(days, services)}, '' AS user_agent_items
 FROM events
 WHERE ${scopeSql(query)}
 GROUP BY ALL`;
@@ -212,16 +211,7 @@ SELECT
   ${outerServices} AS services,
   string_agg(concat(calls, ' ', ${CLEAN_SQL('user_agent')}), chr(29)) AS user_agent_items
 FROM (
-  SELECT
-    ${GROUP_SELECT},
-    user_agent,
-    count(*) AS calls,
-    ${innerDays} AS days,
-    min(event_time) AS first_seen, max(event_time) AS last_seen,
-    count(error_code) AS error_calls,
-    count_if(acl_denied) AS denied_calls,
-    count_if(list_contains([${sensitive}], event_name)) AS sensitive_calls,
-    ${innerServices} AS services
+  SELECT ${GROUP_SELECT}, user_agent, ${counts(innerDays, innerServices)}
   FROM events
   WHERE ${scopeSql(query)}
   GROUP BY ALL
