@@ -9,12 +9,8 @@ import { isoSeconds } from '../model/window.ts';
 import type { Store } from '../ingest/store.ts';
 import { recommend, DEFAULT_RECOMMEND_OPTIONS } from '../recommend/proposal.ts';
 import { decideRows, keysWithDenials, leakJudgeFromRows, simulate, type DeniedSource, type SimulationReport, type SourceJudge } from '../recommend/simulate.ts';
-import { buildProfiles, GROUP_SELECT, loadProfiles, scopeSql, type SourceAggregateRow } from './profiles.ts';
-import { activeDaysSql, loadReplayRows } from './replay.ts';
-import { decimalIn, forEachWireRow, keyKindAt, sourceKindAt } from './wire-text.ts';
-import { sqlString } from '../ingest/store.ts';
-import { SENSITIVE_APIS } from '../model/acl-rules.ts';
-import type { IpFamily, KeyProfile } from '../model/types.ts';
+import { loadProfiles } from './profiles.ts';
+import { loadReplayRows } from './replay.ts';
 import { newestEventTime } from './window.ts';
 import { StoreError } from '../model/errors.ts';
 
@@ -79,8 +75,7 @@ export interface BacktestReport {
 
 /**
  * Recommends from a training window and replays the test window after it. The proposal returned is the one
- * replayed: its entries are what `recommend` makes of the training window, its evidence lists no services or
- * user agents (see `loadTrainingProfiles`).
+ * replayed: what `keyfence recommend` makes of the training window (profiles without user agents, as there).
  */
 export async function backtest(store: Store, options: BacktestOptions): Promise<{ report: BacktestReport; proposal: AclProposal }> {
   const newest = await newestEventTime(store);
@@ -91,7 +86,7 @@ export async function backtest(store: Store, options: BacktestOptions): Promise<
   const train: TimeWindow = { from: isoSeconds(trainFrom), to: isoSeconds(testFrom) };
   const test: TimeWindow = { from: isoSeconds(testFrom), to: isoSeconds(end) };
 
-  const profiles = await loadTrainingProfiles(store, train);
+  const profiles = await loadProfiles(store, { window: train, userAgents: false });
   // The test window's aggregate runs in DuckDB's threads while recommend (JavaScript only) runs on this one.
   const replayRows = loadReplayRows(store, { window: test });
   replayRows.catch(() => undefined); // awaited below; recommend may throw first
@@ -200,74 +195,4 @@ export function parseTruth(value: unknown): GroundTruth {
     if (typeof k.accessKeyId === 'string') publicNetworks.set(k.accessKeyId, asList(k.publicNetworks).filter((c): c is string => typeof c === 'string'));
   }
   return { leakSources, publicNetworks };
-}
-
-// ---------------------------------------------------------------- training profiles
-
-/** Fields per source row in a key's text (the key ID and identity are the row's own columns). */
-const TRAINING_FIELDS = 13;
-const NO_LIST: readonly string[] = Object.freeze([]);
-/** The characters analyze/profiles.ts separates its text with (and cleans out of values). */
-const PROFILE_SEPARATORS = /[\x1d-\x1f]/;
-
-/**
- * The training window's profiles as `loadProfiles` makes them, less each source's services and user agents:
- * no entry, pool or leak judgement of `recommend` reads those (only the wording of an exempt-only source's
- * exclusion, which a backtest does not show), and ranking user agents per source costs the profile query
- * most of its time (a second GROUP BY level over source x agent): one GROUP BY here, a fifth of the CPU at
- * 10 M events. The rows go through `buildProfiles` (analyze/profiles.ts), so the folding rules stay there.
- * The scope is `loadProfiles`' without `keys`: calls with an AccessKey ID, in the window, of permanent keys;
- * identity fields are the max() over each key's calls, as there. Should a key or VPC ID carry a separator
- * (never seen), `loadProfiles` answers instead, as it reads such values its own way.
- */
-export async function loadTrainingProfiles(store: Store, window: TimeWindow): Promise<KeyProfile[]> {
-  const iso = (x: string) => `strftime(${x}, '%Y-%m-%dT%H:%M:%SZ')`;
-  const aggregate = `
-SELECT ${GROUP_SELECT},
-  count(*) AS calls, ${activeDaysSql(window)} AS days, min(event_time) AS first_seen, max(event_time) AS last_seen,
-  count(error_code) AS error_calls, count_if(acl_denied) AS denied_calls,
-  count_if(list_contains([${SENSITIVE_APIS.map(sqlString).join(', ')}], event_name)) AS sensitive_calls,
-  max(identity_type) AS identity_type, max(user_name) AS user_name, max(account_id) AS account_id
-FROM events
-WHERE ${scopeSql({ window })}
-GROUP BY ALL`;
-  const fields = [
-    'key_kind', 'source_kind', "coalesce(source_ip, '')", "coalesce(CAST(ip_family AS VARCHAR), '')", "coalesce(vpc_id, '')",
-    "CASE WHEN exempt THEN '1' ELSE '0' END", 'calls', 'days', iso('first_seen'), iso('last_seen'), 'error_calls', 'denied_calls', 'sensitive_calls',
-  ];
-  const keys = await store.query<{ key: string; identity_type: string | null; user_name: string | null; account_id: string | null; rows: number; wire: string }>(`
-SELECT access_key_id AS key, max(identity_type) AS identity_type, max(user_name) AS user_name, max(account_id) AS account_id, count(*) AS rows,
-  string_agg(concat_ws(chr(31), ${fields.join(', ')}), chr(30)) AS wire
-FROM (${aggregate}) GROUP BY access_key_id`);
-  const rows: SourceAggregateRow[] = [];
-  for (const k of keys) {
-    if (PROFILE_SEPARATORS.test(k.key)) return loadProfiles(store, { window }); // loadProfiles cleans such an ID: its answer
-    const read = forEachWireRow(k.wire, TRAINING_FIELDS, (at, end) => {
-      const w = k.wire;
-      const family = at[4]! - at[3]! === 2 ? w.charCodeAt(at[3]!) : 0;
-      rows.push({
-        accessKeyId: k.key,
-        keyKind: keyKindAt(w, at[0]!, at[1]! - 1),
-        identityType: k.identity_type,
-        userName: k.user_name,
-        accountId: k.account_id,
-        sourceKind: sourceKindAt(w, at[1]!, at[2]! - 1),
-        sourceIp: at[3]! - at[2]! > 1 ? w.slice(at[2], at[3]! - 1) : null,
-        ipFamily: family === 52 ? 4 : family === 54 ? 6 : (null as IpFamily | null),
-        vpcId: at[5]! - at[4]! > 1 ? w.slice(at[4], at[5]! - 1) : null,
-        exempt: w.charCodeAt(at[5]!) === 49,
-        calls: decimalIn(w, at[6]!, at[7]! - 1),
-        days: decimalIn(w, at[7]!, at[8]! - 1),
-        firstSeen: w.slice(at[8], at[9]! - 1),
-        lastSeen: w.slice(at[9], at[10]! - 1),
-        errorCalls: decimalIn(w, at[10]!, at[11]! - 1),
-        deniedCalls: decimalIn(w, at[11]!, at[12]! - 1),
-        sensitiveCalls: decimalIn(w, at[12]!, end),
-        services: NO_LIST as string[],
-        userAgents: NO_LIST as string[],
-      });
-    });
-    if (read !== k.rows) return loadProfiles(store, { window });
-  }
-  return buildProfiles(rows);
 }

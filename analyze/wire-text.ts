@@ -1,6 +1,6 @@
 // Reading the delimited text analyze's queries build in DuckDB (one text per key: \x1f between fields, \x1e
-// between rows), in place: offsets into the text instead of a list of strings per row. Shared by the profile,
-// replay and training-profile readers.
+// between rows), in place: offsets into the text instead of a list of strings per row. Shared by the profile and
+// replay readers.
 import type { KeyKind, SourceKind } from '../model/types.ts';
 
 const FIELD = 0x1f;

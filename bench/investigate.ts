@@ -10,7 +10,6 @@ import { Store } from '../ingest/store.ts';
 import { parseAddress } from '../model/address.ts';
 import { parseAclText } from '../model/acl-file.ts';
 import { loadProfiles } from '../analyze/profiles.ts';
-import { loadTrainingProfiles } from '../analyze/backtest.ts';
 import { resolveStoreWindow } from '../analyze/window.ts';
 import { loadKnownKeys, loadReplayRows } from '../analyze/replay.ts';
 import { loadSourceHistory } from '../analyze/history.ts';
@@ -80,14 +79,14 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
   let aclPath: string | null = null;
   let aclProblem: string | null = null;
   let explainArgs: string[];
-  let inProcess: { profiles: number; trainingProfiles: number; recommend: number; replaySql: number; replayRows: number; matchTs: number; explain: number };
+  let inProcess: { profiles: number; leanProfiles: number; recommend: number; replaySql: number; replayRows: number; matchTs: number; explain: number };
   try {
     if (reused) events = Number((await store.query<{ n: number }>('SELECT count(*) AS n FROM events'))[0]!.n);
     const window = await resolveStoreWindow(store, { since: '30d' }, '30d');
     const profiled = await timeIt(() => loadProfiles(store, { window }));
     const recommended = await timeIt(async () => recommend(profiled.result, { ...DEFAULT_RECOMMEND_OPTIONS, window, generatedAt: window.to }));
     const proposal = recommended.result;
-    const trainingProfiled = await timeIt(() => loadTrainingProfiles(store, window));
+    const leanProfiled = await timeIt(() => loadProfiles(store, { window, userAgents: false }));
     proposalPath = join(ctx.dataDir, 'investigate-proposal.json');
     writeFileSync(proposalPath, JSON.stringify(proposal));
     if (truth) {
@@ -119,7 +118,7 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
       explainCall(aclsInForce, { accessKeyId: target!.key, address });
       return loadSourceHistory(store, { accessKeyId: target!.key, address, vpcId: null, window: await resolveStoreWindow(store, { since: '90d' }, '90d') });
     });
-    inProcess = { profiles: profiled.seconds, trainingProfiles: trainingProfiled.seconds, recommend: recommended.seconds, replaySql: sql.seconds, replayRows: sql.result.length, matchTs: match.seconds, explain: explain.seconds };
+    inProcess = { profiles: profiled.seconds, leanProfiles: leanProfiled.seconds, recommend: recommended.seconds, replaySql: sql.seconds, replayRows: sql.result.length, matchTs: match.seconds, explain: explain.seconds };
   } finally {
     store.close();
   }
@@ -149,7 +148,7 @@ export default async function investigate(ctx: BenchContext): Promise<BenchSecti
   }
   const notes = [
     `${events} events (${ctx.scale} scale${reused ? `, reused database ${reused}` : ', generated world seed 1'}); every command is a fresh process, start-up included (Node, the CLI bundle and DuckDB: the --version row).`,
-    `In process, 30-day window: loadProfiles ${fmt(inProcess.profiles)} s (analyze's full profiles), loadTrainingProfiles ${fmt(inProcess.trainingProfiles)} s (backtest's lighter ones: no services or user agents) and recommend ${fmt(inProcess.recommend)} s (what backtest spends on its training window; its replay query runs meanwhile);`
+    `In process, 30-day window: loadProfiles ${fmt(inProcess.profiles)} s (analyze's full profiles), loadProfiles without user agents ${fmt(inProcess.leanProfiles)} s (what recommend and backtest read) and recommend ${fmt(inProcess.recommend)} s (what backtest spends on its training window; its replay query runs meanwhile);`
       + ` replay aggregate SQL ${fmt(inProcess.replaySql)} s for ${inProcess.replayRows} key × source rows, matching in TS ${fmt(inProcess.matchTs)} s; explain (${aclPath ? 'ACL keys checked + ' : ''}verdict + history + neighbours + pool/leak hints) ${fmt(inProcess.explain)} s (target ≤ ${TARGET_EXPLAIN_S} s: ${verdict(inProcess.explain <= TARGET_EXPLAIN_S)}).`,
     ...(aclProblem ? [`The generated ACLs in force were rejected (${aclProblem}); explain and denials ran against the proposal / without --acl.`] : []),
     'Exit 4 from simulate/denials/drift means "a person should look" (traffic would break, refusals found, drift), not a failure.',
