@@ -454,8 +454,10 @@ const FIELD_TO = new Int32Array(WIRE_FIELDS);
 
 /** Where the agent of a one-agent user-agent field (`calls agent`) starts; `from` when the field has several. */
 function singleAgentAt(wire: string, from: number, to: number): number {
-  const space = wire.indexOf(' ', from);
-  if (space < 0 || space >= to) return from;
+  // Within the field only: an empty field (no user agents asked for) must not send a search down the whole text.
+  let space = from;
+  while (space < to && wire.charCodeAt(space) !== 0x20) space++;
+  if (space >= to) return from;
   for (let i = space + 1; i < to; i++) if (wire.charCodeAt(i) === 0x1d) return from;
   return space + 1;
 }
