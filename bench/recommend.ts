@@ -3,7 +3,8 @@
 // scale. Target (issue 3): analyze + recommend ≤ 5 s on this machine.
 import { join } from 'node:path';
 import { Store } from '../ingest/store.ts';
-import { analyzeStore } from '../analyze/analysis.ts';
+import { analyzeStore, type AnalysisResult } from '../analyze/analysis.ts';
+import type { AclProposal } from '../model/types.ts';
 import { DEFAULT_RECOMMEND_OPTIONS, recommend } from '../recommend/proposal.ts';
 import { render } from '../recommend/render.ts';
 import { fmt, measureProcess, timeIt, verdict, type BenchContext, type BenchSection } from './harness.ts';
@@ -55,8 +56,10 @@ FROM (
 )`;
 }
 
+type CpuTimed<T> = { seconds: number; cpuSeconds: number; result: T };
+
 /** `timeIt` plus the process's CPU time over the same span (DuckDB's threads included): on a shared machine the wall time says more about the neighbours than about the code. */
-async function timedWithCpu<T>(fn: () => Promise<T>): Promise<{ seconds: number; cpuSeconds: number; result: T }> {
+async function timedWithCpu<T>(fn: () => Promise<T>): Promise<CpuTimed<T>> {
   const cpu = process.cpuUsage();
   const timed = await timeIt(fn);
   const used = process.cpuUsage(cpu);
@@ -75,8 +78,8 @@ async function synthesize(db: string, scale: Scale): Promise<void> {
 }
 
 interface Timed {
-  analysis: Awaited<ReturnType<typeof timedWithCpu<Awaited<ReturnType<typeof analyzeStore>>>>>;
-  proposal: Awaited<ReturnType<typeof timedWithCpu<ReturnType<typeof recommend>>>>;
+  analysis: CpuTimed<AnalysisResult>;
+  proposal: CpuTimed<AclProposal>;
   sources: number;
 }
 
