@@ -46,43 +46,42 @@ export const keepParsed = (usage: object, parsed: unknown): boolean => ParsedSlo
 export const firstSecondOf = (usage: object): number => ParsedSlot.firstSecond(usage);
 export const lastSecondOf = (usage: object): number => ParsedSlot.lastSecond(usage);
 
+/** The fields every source record carries, in the order JSON shows them (after a VPC record's `vpcId`). */
+type UsageFields = [ip: string, family: IpFamily, calls: number, days: number, firstSeen: string, lastSeen: string, errorCalls: number, deniedCalls: number, sensitiveCalls: number, services: string[], userAgents: string[], firstSecond?: number, lastSecond?: number];
+
 // The fields come from the interfaces (declaration merging); the constructors assign them in the order JSON
-// shows them (the order analyze/profiles.ts always wrote them in).
-export interface PublicSourceRecord extends SourceUsage {}
-export class PublicSourceRecord extends ParsedSlot implements SourceUsage {
-  constructor(ip: string, family: IpFamily, calls: number, days: number, firstSeen: string, lastSeen: string, errorCalls: number, deniedCalls: number, sensitiveCalls: number, services: string[], userAgents: string[], firstSecond = NaN, lastSecond = NaN) {
-    super();
+// shows them (the order analyze/profiles.ts always wrote them in), every one during construction.
+class SourceRecord extends ParsedSlot {
+  protected assign(...[ip, family, calls, days, firstSeen, lastSeen, errorCalls, deniedCalls, sensitiveCalls, services, userAgents, firstSecond = NaN, lastSecond = NaN]: UsageFields): void {
     if (!Number.isNaN(firstSecond)) this.setSeconds(firstSecond, lastSecond);
-    this.ip = ip;
-    this.family = family;
-    this.calls = calls;
-    this.days = days;
-    this.firstSeen = firstSeen;
-    this.lastSeen = lastSeen;
-    this.errorCalls = errorCalls;
-    this.deniedCalls = deniedCalls;
-    this.sensitiveCalls = sensitiveCalls;
-    this.services = services;
-    this.userAgents = userAgents;
+    const self = this as unknown as SourceUsage;
+    self.ip = ip;
+    self.family = family;
+    self.calls = calls;
+    self.days = days;
+    self.firstSeen = firstSeen;
+    self.lastSeen = lastSeen;
+    self.errorCalls = errorCalls;
+    self.deniedCalls = deniedCalls;
+    self.sensitiveCalls = sensitiveCalls;
+    self.services = services;
+    self.userAgents = userAgents;
+  }
+}
+
+export interface PublicSourceRecord extends SourceUsage {}
+export class PublicSourceRecord extends SourceRecord implements SourceUsage {
+  constructor(...fields: UsageFields) {
+    super();
+    this.assign(...fields);
   }
 }
 
 export interface VpcSourceRecord extends VpcSourceUsage {}
-export class VpcSourceRecord extends ParsedSlot implements VpcSourceUsage {
-  constructor(vpcId: string, ip: string, family: IpFamily, calls: number, days: number, firstSeen: string, lastSeen: string, errorCalls: number, deniedCalls: number, sensitiveCalls: number, services: string[], userAgents: string[], firstSecond = NaN, lastSecond = NaN) {
+export class VpcSourceRecord extends SourceRecord implements VpcSourceUsage {
+  constructor(vpcId: string, ...fields: UsageFields) {
     super();
-    if (!Number.isNaN(firstSecond)) this.setSeconds(firstSecond, lastSecond);
     this.vpcId = vpcId;
-    this.ip = ip;
-    this.family = family;
-    this.calls = calls;
-    this.days = days;
-    this.firstSeen = firstSeen;
-    this.lastSeen = lastSeen;
-    this.errorCalls = errorCalls;
-    this.deniedCalls = deniedCalls;
-    this.sensitiveCalls = sensitiveCalls;
-    this.services = services;
-    this.userAgents = userAgents;
+    this.assign(...fields);
   }
 }
